@@ -1,0 +1,108 @@
+"""``mantile layers``, ``mantile plugins`` and ``mantile hardware``."""
+
+from __future__ import annotations
+
+from .render import bytes_h, print_json, print_table, si
+
+
+def register(sub) -> None:
+    p = sub.add_parser("layers", help="the layers of a model: params and weight bytes (unsharded)")
+    p.add_argument("model", help="bundled name or config.json path")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_layers)
+    p = sub.add_parser("plugins", help="installed plugins and what each provides")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_plugins)
+    p = sub.add_parser("hardware", help="known accelerators and their figures")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_hardware)
+
+
+def layers_document(model) -> dict:
+    """The ``layers --json`` document: totals and one row per layer, unsharded."""
+    return {
+        "model": model.name,
+        "model_type": model.config.model_type,
+        "params": model.params(),
+        "weight_bytes": model.weight_bytes(),
+        "layers": [{"index": layer.index, "name": layer.name, "kind": layer.kind, "type": layer.type,
+                    **layer.describe(), "params": layer.params(), "weight_bytes": layer.weight_bytes()}
+                   for layer in model.layers],
+    }
+
+
+def run_layers(args) -> int:
+    from ..model import load_model
+
+    doc = layers_document(load_model(args.model))
+    if args.json:
+        print_json(doc)
+        return 0
+    print_table(f"{doc['model']} ({doc['model_type']}): {doc['params']:,} params, {bytes_h(doc['weight_bytes'])} of weights",
+                ["#", "name", "kind", "type", "detail", "params", "weight bytes"],
+                [(r["index"] if r["index"] is not None else "-", r["name"], r["kind"], r["type"],
+                  _detail(r), f"{r['params']:,}", f"{r['weight_bytes']:,}") for r in doc["layers"]])
+    return 0
+
+
+def _detail(row: dict) -> str:
+    if row.get("mask"):
+        return f"{row['mask']}" + (f" window {row['window']}" if row.get("window") else "")
+    if row.get("experts"):
+        return f"{row['experts']} experts top-{row['top_k']} {row['expert_dtype']}"
+    return ""
+
+
+def plugins_document() -> dict:
+    """Every plugin with its distribution, version, error and what it provides."""
+    from ..errors import PluginConflictError
+    from ..plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    conflict = None
+    try:
+        registries = pm.registries
+    except PluginConflictError as exc:
+        registries, conflict = None, str(exc)
+    plugins = []
+    for info in sorted(pm.infos, key=lambda i: (i.distribution != "mantile-core", i.distribution, i.name)):
+        provides = registries.provided_by(info.distribution) if registries and not info.error else {}
+        plugins.append({"name": info.name, "distribution": info.distribution, "version": info.version,
+                        "error": info.error, "provides": provides})
+    return {"plugins": plugins, "conflict": conflict}
+
+
+def run_plugins(args) -> int:
+    doc = plugins_document()
+    if args.json:
+        print_json(doc)
+        return 0
+    rows = []
+    for p in doc["plugins"]:
+        what = "; ".join(f"{reg}: {', '.join(names)}" for reg, names in p["provides"].items())
+        rows.append((p["distribution"], p["version"], p["name"], f"FAILED: {p['error']}" if p["error"] else what))
+    print_table("installed mantile plugins", ["distribution", "version", "entry point", "provides"], rows,
+                right=[False] * 4)
+    if doc["conflict"]:
+        print(f"conflict: {doc['conflict']}")
+        return 2
+    return 0
+
+
+def run_hardware(args) -> int:
+    from ..hardware import list_hardware
+
+    specs = list_hardware()
+    if args.json:
+        print_json({"hardware": [{
+            "name": h.name, "description": h.description, "peak_flops": dict(h.peak_flops), "hbm_bytes": h.hbm_bytes,
+            "hbm_bandwidth_bytes_s": h.hbm_bandwidth, "link_bandwidth_bytes_s": h.link_bandwidth,
+            "link_latency_s": h.link_latency, "calibration": __import__("attrs").asdict(h.calibration),
+            "source": h.source} for h in specs.values()]})
+        return 0
+    print_table("accelerators (dense peaks, per GPU)", ["name", "description", "bf16", "fp8", "fp4", "HBM", "bandwidth", "link (one way)"],
+                [(h.name, h.description, si(h.peak_flops.get("bf16", 0), "FLOP/s"), si(h.peak_flops.get("fp8", 0), "FLOP/s"),
+                  si(h.peak_flops["fp4"], "FLOP/s") if "fp4" in h.peak_flops else "-", si(h.hbm_bytes, "B"),
+                  si(h.hbm_bandwidth, "B/s"), si(h.link_bandwidth, "B/s")) for h in specs.values()],
+                right=[False, False] + [True] * 6)
+    return 0

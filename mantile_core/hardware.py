@@ -1,0 +1,130 @@
+"""Accelerator specs: the bundled ``data/hardware.toml`` plus any ``mantile_hardware`` plugin.
+
+All figures are per GPU and dense: FLOP/s per dtype, HBM bytes and bytes/s, one-way scale-up
+link bytes/s and per-collective latency in seconds, and the timing model's calibration.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Mapping
+
+import attrs
+
+from .errors import UnknownHardwareError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["Calibration", "HardwareSpec", "bundled_hardware", "get_hardware", "list_hardware"]
+
+DATA = Path(__file__).parent / "data" / "hardware.toml"
+PRECISION_ORDER = ("fp4", "fp8", "bf16")  # narrowest first
+
+
+@attrs.frozen
+class Calibration:
+    """Timing-model parameters (dimensionless efficiencies and seconds); see timing.py.
+
+    - ``gemm_efficiency``: fraction of peak a large GEMM reaches;
+      ``gemm_half_tokens``: tokens at which a GEMM reaches half of that (small-M falloff).
+    - ``attention_efficiency``: fraction of peak the attention matmuls reach.
+    - ``memory_efficiency``: fraction of HBM bandwidth streaming kernels reach.
+    - ``kernel_overhead``: seconds per kernel launch (CUDA-graph replay).
+    - ``step_overhead``: seconds per engine step (scheduling, sampling).
+    - ``allreduce_efficiency``: fraction of link bandwidth a ring all-reduce reaches.
+    - ``activation_compute``: the tensor-core format activations run in ("bf16", "fp8").
+    """
+
+    gemm_efficiency: float = 0.7
+    gemm_half_tokens: float = 64.0
+    attention_efficiency: float = 0.5
+    memory_efficiency: float = 0.8
+    kernel_overhead: float = 4e-6
+    step_overhead: float = 1e-3
+    allreduce_efficiency: float = 0.7
+    activation_compute: str = "bf16"
+
+
+@attrs.frozen
+class HardwareSpec:
+    """One accelerator. ``peak_flops`` maps dtype names to dense FLOP/s."""
+
+    name: str
+    description: str
+    peak_flops: Mapping[str, float] = attrs.field(eq=False, hash=False)
+    hbm_bytes: int
+    hbm_bandwidth: float
+    link_bandwidth: float
+    link_latency: float
+    calibration: Calibration = Calibration()
+    source: str = ""
+
+    def peak_for(self, weight_format: str, activation_format: str | None = None) -> float:
+        """Dense FLOP/s of a GEMM whose weights are stored in ``weight_format`` and whose
+        activations are ``activation_format``: the wider of the two that the chip runs natively
+        (mxfp4 weights with bf16 activations run at the bf16 rate on Hopper)."""
+        activation_format = activation_format or self.calibration.activation_compute
+        wanted = max(PRECISION_ORDER.index(_family(weight_format)), PRECISION_ORDER.index(_family(activation_format)))
+        for fmt in PRECISION_ORDER[wanted:]:
+            if fmt in self.peak_flops:
+                return float(self.peak_flops[fmt])
+        return float(self.peak_flops["bf16"])
+
+    @property
+    def vector_flops(self) -> float:
+        """Non-tensor-core FLOP/s for elementwise work (the fp32 vector rate)."""
+        return float(self.peak_flops.get("fp32", self.peak_flops["bf16"] / 16))
+
+
+def _family(fmt: str) -> str:
+    if fmt in ("fp4", "mxfp4", "nvfp4"):
+        return "fp4"
+    if fmt in ("fp8", "int8"):
+        return "fp8"
+    return "bf16"
+
+
+def _spec(name: str, entry: dict) -> HardwareSpec:
+    calibration = Calibration(**entry.get("calibration", {}))
+    return HardwareSpec(
+        name=name,
+        description=entry.get("description", name),
+        peak_flops=dict(entry["peak_flops"]),
+        hbm_bytes=int(entry["hbm_bytes"]),
+        hbm_bandwidth=float(entry["hbm_bandwidth"]),
+        link_bandwidth=float(entry["link_bandwidth"]),
+        link_latency=float(entry["link_latency"]),
+        calibration=calibration,
+        source=entry.get("source", ""),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def bundled_hardware() -> tuple[HardwareSpec, ...]:
+    """The specs in ``data/hardware.toml``, read once."""
+    with DATA.open("rb") as handle:
+        table = tomllib.load(handle)
+    return tuple(_spec(name, entry) for name, entry in table.items())
+
+
+def list_hardware() -> dict[str, HardwareSpec]:
+    """Every installed spec (bundled and from plugins), by name."""
+    from .plugins import get_plugin_manager
+
+    return get_plugin_manager().registries.hardware
+
+
+def get_hardware(name: str | HardwareSpec) -> HardwareSpec:
+    """A spec by name (case-insensitive); UnknownHardwareError lists the known ones."""
+    if isinstance(name, HardwareSpec):
+        return name
+    specs = list_hardware()
+    key = str(name).lower()
+    if key not in specs:
+        raise UnknownHardwareError(f"unknown hardware {name!r}: known hardware is {', '.join(specs)}")
+    return specs[key]

@@ -1,0 +1,11 @@
+"""Layers: the protocol (:class:`Layer`) and the core's built-in layer classes."""
+
+from __future__ import annotations
+
+from .attention import Attention
+from .base import Layer, local_kv_heads, require_divides
+from .mlp import GatedMLP, MoE, expected_active_experts
+from .simple import Embedding, LMHead, RMSNorm
+
+__all__ = ["Layer", "Attention", "GatedMLP", "MoE", "Embedding", "LMHead", "RMSNorm",
+           "local_kv_heads", "require_divides", "expected_active_experts"]

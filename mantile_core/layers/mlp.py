@@ -1,0 +1,165 @@
+"""Built-in gated MLP (SwiGLU) and mixture-of-experts.
+
+Gated MLP, T tokens, I intermediate, tp shards I: matmul 2·T·H·2I/tp + 2·T·(I/tp)·H;
+activation 5 FLOPs per intermediate element (silu = 4, times up = 1); all-reduce T·H·bytes.
+
+MoE with E experts, top k, expert intermediate I, ``ep`` expert groups each splitting an
+expert's I over tp/ep devices (tp % ep == 0): router 2·T·H·E (replicated) plus 3·T·E for
+softmax / top-k; experts 2·T·k·3·H·I/tp (uniform routing). A step reads the weights of the
+local experts it activates in expectation, E/ep·(1 − (1 − k/E)^T), rounded to whole bytes.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy
+
+from ..dtypes import DType
+from ..errors import ParallelismError
+from ..workload import LayerCost, Step, round_int
+from .base import Layer, require_divides
+
+__all__ = ["GatedMLP", "MoE", "ACT_FLOPS_PER_ELEMENT", "ROUTER_FLOPS_PER_LOGIT", "expected_active_experts"]
+
+ACT_FLOPS_PER_ELEMENT = 5
+ROUTER_FLOPS_PER_LOGIT = 3
+
+
+def expected_active_experts(experts_local, num_experts: int, top_k: int, tokens):
+    """Expected local experts at least one of ``tokens`` uniformly routed tokens picks:
+    experts_local · (1 − (1 − k/E)^tokens)."""
+    miss = numpy.power(1.0 - top_k / num_experts, tokens)
+    return experts_local * (1.0 - miss)
+
+
+@attrs.frozen(kw_only=True)
+class GatedMLP(Layer):
+    """gate/up hidden → intermediate, down intermediate → hidden, SwiGLU."""
+
+    kind: str = "mlp"
+    hidden: int
+    intermediate: int
+    weight_dtype: DType
+    bias_dtype: DType
+    bias: bool = False
+
+    def params(self) -> int:
+        return 3 * self.hidden * self.intermediate + self.bias * (2 * self.intermediate + self.hidden)
+
+    def weight_bytes(self) -> int:
+        return (self.weight_dtype.nbytes(3 * self.hidden * self.intermediate)
+                + self.bias_dtype.nbytes(self.bias * (2 * self.intermediate + self.hidden)))
+
+    def check_parallelism(self, tp: int, ep: int) -> None:
+        require_divides("tp", tp, "intermediate_size", self.intermediate)
+
+    def cost(self, step: Step) -> LayerCost:
+        tokens, hidden = step.tokens, self.hidden
+        inter = self.intermediate // step.tp
+        matmul = 2 * tokens * hidden * 2 * inter + 2 * tokens * inter * hidden
+        bias = self.bias * tokens * (2 * inter + hidden)
+        resident = (self.weight_dtype.nbytes(3 * hidden * inter)
+                    + self.bias_dtype.nbytes(self.bias * (2 * inter + hidden)))
+        parallel = step.tp > 1
+        act = step.act_dtype
+        return LayerCost(
+            flops=matmul + ACT_FLOPS_PER_ELEMENT * tokens * inter + bias,
+            matmul_flops=matmul,
+            weight_bytes=resident,
+            resident_weight_bytes=resident,
+            activation_bytes=act.nbytes(tokens * (3 * inter + hidden)),
+            comm_bytes=act.nbytes(tokens * hidden) * parallel,
+            collectives=1 * parallel,
+            kernels=3 + 1 * parallel,
+            gemm_dtype=self.weight_dtype.compute_name,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class MoE(Layer):
+    """Router (hidden → E, optional bias) and E gated experts of intermediate I (optional
+    biases), optional shared expert of intermediate Is with a sigmoid gate (Qwen2-MoE)."""
+
+    kind: str = "moe"
+    hidden: int
+    experts: int
+    top_k: int
+    intermediate: int
+    expert_dtype: DType
+    dense_dtype: DType
+    router_bias: bool = False
+    expert_bias: bool = False
+    shared_intermediate: int = 0
+    shared_gate: bool = False
+
+    # --- parameter bookkeeping -------------------------------------------------------
+    def _expert_weights(self, inter) -> int:
+        return 3 * self.hidden * inter
+
+    def _expert_biases(self, inter) -> int:
+        return self.expert_bias * (2 * inter + self.hidden)
+
+    def _router(self) -> int:
+        return self.hidden * self.experts + self.router_bias * self.experts
+
+    def _shared(self, inter) -> int:
+        return 3 * self.hidden * inter + self.shared_gate * self.hidden
+
+    def params(self) -> int:
+        e = self.experts
+        return (self._router() + e * (self._expert_weights(self.intermediate) + self._expert_biases(self.intermediate))
+                + self._shared(self.shared_intermediate))
+
+    def weight_bytes(self) -> int:
+        e, inter = self.experts, self.intermediate
+        return (self.expert_dtype.nbytes(e * self._expert_weights(inter))
+                + self.dense_dtype.nbytes(e * self._expert_biases(inter) + self._router()
+                                          + self._shared(self.shared_intermediate)))
+
+    def check_parallelism(self, tp: int, ep: int) -> None:
+        if ep < 1 or tp % ep:
+            raise ParallelismError(f"'ep' must divide tp={tp} (got {ep}): experts are split over ep groups of tp/ep devices")
+        require_divides("ep", ep, "num_experts", self.experts)
+        require_divides("tp/ep", tp // ep, "moe_intermediate_size", self.intermediate)
+        if self.shared_intermediate:
+            require_divides("tp", tp, "shared_expert_intermediate_size", self.shared_intermediate)
+
+    def describe(self) -> dict:
+        return {"experts": self.experts, "top_k": self.top_k, "intermediate": self.intermediate,
+                "expert_dtype": self.expert_dtype.name}
+
+    def cost(self, step: Step) -> LayerCost:
+        tp, ep, hidden, tokens = step.tp, step.ep, self.hidden, step.tokens
+        inter = self.intermediate // (tp // ep)
+        local = self.experts // ep
+        shared = self.shared_intermediate // tp
+        per_expert = (self.expert_dtype.nbytes(self._expert_weights(inter))
+                      + self.dense_dtype.nbytes(self._expert_biases(inter)))
+        dense_resident = self.dense_dtype.nbytes(self._router() + self._shared(shared))
+        active = expected_active_experts(local, self.experts, self.top_k, tokens)
+        expert_matmul = 2 * tokens * self.top_k * 3 * hidden * self.intermediate // tp
+        shared_matmul = 2 * tokens * 3 * hidden * shared
+        router = 2 * tokens * hidden * self.experts
+        matmul = router + expert_matmul + shared_matmul
+        routed = tokens * self.top_k  # token-expert assignments over the whole layer
+        elementwise = (
+            ROUTER_FLOPS_PER_LOGIT * tokens * self.experts + self.router_bias * tokens * self.experts
+            + ACT_FLOPS_PER_ELEMENT * routed * self.intermediate // tp
+            + self.expert_bias * routed * (2 * inter + hidden) // ep  # rank 0 of a group adds the down bias
+            + routed * hidden // ep  # weighting and summing the k expert outputs
+            + ACT_FLOPS_PER_ELEMENT * tokens * shared
+        )
+        parallel = tp > 1
+        act = step.act_dtype
+        return LayerCost(
+            flops=matmul + elementwise,
+            matmul_flops=matmul,
+            weight_bytes=dense_resident + round_int(active * per_expert),
+            resident_weight_bytes=dense_resident + local * per_expert,
+            activation_bytes=act.nbytes(tokens * self.experts + routed * (3 * self.intermediate // tp + hidden // ep)
+                                        + tokens * (3 * shared + hidden)),
+            comm_bytes=act.nbytes(tokens * hidden) * parallel,
+            collectives=1 * parallel,
+            kernels=5 + 3 * bool(self.shared_intermediate) + 1 * parallel,
+            gemm_dtype=self.expert_dtype.compute_name,
+        )

@@ -1,0 +1,101 @@
+"""Layer types for the architectures the core knows, built from a ModelConfig.
+
+Biases implied by an architecture are included: Qwen2 / Qwen2-MoE have q/k/v biases, Llama
+follows ``attention_bias`` / ``mlp_bias``, Qwen3 has q/k RMSNorm and ``attention_bias``.
+"""
+
+from __future__ import annotations
+
+from ..config import ModelConfig
+from ..records import LayerSlot, LayerType
+from ..rope import rotary_dim
+from .attention import Attention
+from .mlp import GatedMLP, MoE
+from .simple import Embedding, LMHead, RMSNorm
+
+__all__ = ["STANDARD_MODEL_TYPES", "CORE_LAYER_TYPES", "standard_slots", "attention_kwargs"]
+
+STANDARD_MODEL_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe"})
+
+
+def standard_slots(config: ModelConfig) -> list[LayerSlot]:
+    """The standard decoder stack: embedding; per block input norm, attention,
+    post-attention norm, MLP or MoE; final norm; LM head."""
+    slots = [LayerSlot("embedding", None, "model.embed_tokens")]
+    for i in range(config.num_layers):
+        prefix = f"model.layers.{i}"
+        slots += [
+            LayerSlot("norm", i, f"{prefix}.input_layernorm"),
+            LayerSlot("attention", i, f"{prefix}.self_attn"),
+            LayerSlot("norm", i, f"{prefix}.post_attention_layernorm"),
+            LayerSlot("moe" if config.moe_layers[i] else "mlp", i, f"{prefix}.mlp"),
+        ]
+    slots += [LayerSlot("norm", None, "model.norm"), LayerSlot("lm_head", None, "lm_head")]
+    return slots
+
+
+def attention_kwargs(config: ModelConfig, slot: LayerSlot) -> dict:
+    """Shape, dtype, window and RoPE arguments every Attention subclass shares."""
+    return dict(
+        name=slot.name,
+        index=slot.index,
+        hidden=config.hidden_size,
+        heads=config.num_heads,
+        kv_heads=config.num_kv_heads,
+        head_dim=config.head_dim,
+        rotary_dim=rotary_dim(config.rope_parameters, config.head_dim),
+        weight_dtype=config.weight_dtype(slot.name),
+        bias_dtype=config.dtype,
+        window=config.windows[slot.index],
+        rope_type=config.rope_parameters.get("rope_type", "default"),
+        max_position=config.max_position_embeddings,
+    )
+
+
+def _attention(config: ModelConfig, slot: LayerSlot) -> Attention:
+    mt = config.model_type
+    flag = bool(config.get("attention_bias", False))
+    qkv_bias = mt in ("qwen2", "qwen2_moe") or (flag and mt in ("llama", "qwen3", "qwen3_moe"))
+    o_bias = flag and mt in ("llama", "qwen3", "qwen3_moe")
+    return Attention(**attention_kwargs(config, slot), q_bias=qkv_bias, k_bias=qkv_bias, v_bias=qkv_bias,
+                     o_bias=o_bias, qk_norm=mt in ("qwen3", "qwen3_moe"))
+
+
+def _mlp(config: ModelConfig, slot: LayerSlot) -> GatedMLP:
+    return GatedMLP(name=slot.name, index=slot.index, hidden=config.hidden_size,
+                    intermediate=config.intermediate_size, weight_dtype=config.weight_dtype(slot.name),
+                    bias_dtype=config.dtype, bias=bool(config.get("mlp_bias", False)))
+
+
+def _moe(config: ModelConfig, slot: LayerSlot) -> MoE:
+    shared = config.shared_expert_intermediate_size or 0
+    return MoE(name=slot.name, index=slot.index, hidden=config.hidden_size, experts=config.num_experts,
+               top_k=config.experts_per_token, intermediate=config.moe_intermediate_size,
+               expert_dtype=config.weight_dtype(slot.name + ".experts"), dense_dtype=config.dtype,
+               shared_intermediate=shared, shared_gate=bool(shared))
+
+
+def _embedding(config: ModelConfig, slot: LayerSlot) -> Embedding:
+    return Embedding(name=slot.name, index=slot.index, vocab=config.vocab_size, hidden=config.hidden_size,
+                     dtype=config.weight_dtype(slot.name, quantizable=False))
+
+
+def _norm(config: ModelConfig, slot: LayerSlot) -> RMSNorm:
+    return RMSNorm(name=slot.name, index=slot.index, hidden=config.hidden_size, dtype=config.dtype)
+
+
+def _lm_head(config: ModelConfig, slot: LayerSlot) -> LMHead:
+    return LMHead(name=slot.name, index=slot.index, vocab=config.vocab_size, hidden=config.hidden_size,
+                  dtype=config.weight_dtype(slot.name, quantizable=False), tied=config.tie_word_embeddings)
+
+
+CORE_LAYER_TYPES = [
+    LayerType("embedding", "embedding", _embedding, description="token embedding, vocab-parallel"),
+    LayerType("rmsnorm", "norm", _norm, description="RMSNorm, replicated"),
+    LayerType("lm-head", "lm_head", _lm_head, description="LM head (tied or not), vocab-parallel"),
+    LayerType("gqa-attention", "attention", _attention, STANDARD_MODEL_TYPES,
+              description="grouped-query attention with RoPE, architecture-implied biases, q/k norm"),
+    LayerType("gated-mlp", "mlp", _mlp, STANDARD_MODEL_TYPES, description="SwiGLU MLP, tp shards intermediate"),
+    LayerType("moe", "moe", _moe, STANDARD_MODEL_TYPES,
+              description="top-k MoE of gated experts (+ Qwen shared expert), ep shards experts"),
+]

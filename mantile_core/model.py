@@ -1,0 +1,141 @@
+"""``load_model``: a bundled name or a config.json path to a :class:`Model` of built layers.
+
+Everything the model needs from plugins (a layer type per kind, its rope_type, a cache policy
+for sliding layers) is checked here, and all that is missing is reported in one
+MissingPluginError naming what to install.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import attrs
+
+from .cache import MASK_PLUGINS
+from .config import ModelConfig, parse_config, read_config_file
+from .errors import ConfigError, MissingPluginError, UnknownModelError
+from .layers.base import Layer
+from .layers.standard import standard_slots
+from .plugins import get_plugin_manager
+from .rope import ROPE_PLUGINS
+
+__all__ = ["Model", "load_model", "bundled_models", "MODEL_TYPE_PLUGINS", "build_layers"]
+
+DATA = Path(__file__).parent / "data" / "models"
+MODEL_TYPE_PLUGINS = {"gpt_oss": "mantile-gpt-oss-attention"}
+
+
+@attrs.frozen
+class Model:
+    """A model: its parsed ``config`` and its ``layers`` in execution order."""
+
+    config: ModelConfig
+    layers: tuple[Layer, ...]
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def params(self) -> int:
+        """Total parameters (unsharded), tied weights counted once."""
+        return sum(layer.params() for layer in self.layers)
+
+    def weight_bytes(self) -> int:
+        """Total weight bytes in their storage dtypes (unsharded)."""
+        return sum(layer.weight_bytes() for layer in self.layers)
+
+    @functools.cached_property
+    def unique_layers(self) -> tuple[tuple[Layer, tuple[int, ...]], ...]:
+        """(representative layer, positions of the layers that cost the same): identical
+        layers are costed once."""
+        groups: dict[Layer, list[int]] = {}
+        for position, layer in enumerate(self.layers):
+            groups.setdefault(layer.cost_key, []).append(position)
+        return tuple((self.layers[pos[0]], tuple(pos)) for pos in groups.values())
+
+    @property
+    def masks(self) -> set[str]:
+        return {layer.mask for layer in self.layers if hasattr(layer, "mask")}
+
+
+def bundled_models() -> list[str]:
+    """Names of the bundled model configs (``gpt-oss-120b``, ``llama-3.1-8b``, ...)."""
+    return sorted(p.stem for p in DATA.glob("*.json"))
+
+
+def _resolve(name_or_path: str | Path) -> tuple[dict, str]:
+    text = str(name_or_path)
+    bundled = DATA / f"{text.lower()}.json"
+    if "/" not in text and "\\" not in text and bundled.is_file():
+        return read_config_file(bundled), text.lower()
+    path = Path(text)
+    if path.is_dir():
+        path = path / "config.json"
+    if path.is_file() or path.suffix == ".json" or "/" in text:
+        data = read_config_file(path)
+        stem = path.parent.name if path.name == "config.json" else path.stem
+        return data, data.get("_name_or_path") or stem or text
+    raise UnknownModelError(
+        f"unknown model {text!r}: give a bundled name ({', '.join(bundled_models())}) or a path to a config.json"
+    )
+
+
+def _pick_type(types, kind: str, config: ModelConfig, registries):
+    candidates = [t for t in types if t.kind == kind]
+    specific = [t for t in candidates if t.matches(config)]
+    if len(specific) > 1:
+        from .errors import PluginConflictError
+
+        names = ", ".join(f"{t.name} ({registries.owners[('layer_types', t.name)]})" for t in specific)
+        raise PluginConflictError(f"several layer types claim {kind!r} for model_type {config.model_type!r}: {names}")
+    if specific:
+        return specific[0]
+    generic = [t for t in candidates if t.generic]
+    return generic[0] if generic else None
+
+
+def build_layers(config: ModelConfig) -> tuple[Layer, ...]:
+    """Build every layer of ``config`` through the registries; MissingPluginError lists all
+    that no installed plugin provides."""
+    registries = get_plugin_manager().registries
+    layouts = [lay for lay in registries.layouts.values() if config.model_type in lay.model_types]
+    slots = layouts[0].slots(config) if layouts else standard_slots(config)
+    types = list(registries.layer_types.values())
+    missing: dict[str, str] = {}
+    layers: list[Layer] = []
+    chosen: dict[str, object] = {}
+    for slot in slots:
+        if slot.kind not in chosen:
+            chosen[slot.kind] = _pick_type(types, slot.kind, config, registries)
+        layer_type = chosen[slot.kind]
+        if layer_type is None:
+            plugin = MODEL_TYPE_PLUGINS.get(config.model_type)
+            what = f"layers of model_type {config.model_type!r}" if plugin else f"{slot.kind} layers of model_type {config.model_type!r}"
+            missing[plugin or what] = what
+            continue
+        try:
+            layer = layer_type.build(config, slot)
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"config {config.name!r}: cannot build {slot.name} ({layer_type.name}): {exc}") from None
+        layers.append(attrs.evolve(layer, type=layer_type.name))
+    rope_type = config.rope_parameters.get("rope_type", "default")
+    if rope_type not in registries.rope_scalings:
+        missing[ROPE_PLUGINS.get(rope_type) or f"rope_type {rope_type!r}"] = f"rope_type {rope_type!r}"
+    masks = {"sliding" if w is not None else "causal" for w in config.windows}
+    have = {p.mask for p in registries.cache_policies.values()}
+    for mask in sorted(masks - have):
+        missing[MASK_PLUGINS.get(mask) or f"a {mask} cache policy"] = f"{mask}-window KV cache"
+    if missing:
+        installable = [name for name in missing if name.startswith("mantile-")]
+        needs = "; ".join(f"{name} ({why})" if name != why else name for name, why in missing.items())
+        fix = f": pip install {' '.join(installable)}" if installable else ": no installed plugin provides them"
+        raise MissingPluginError(f"{config.name} needs plugins that are not installed: {needs}{fix}")
+    return tuple(layers)
+
+
+def load_model(name_or_path: str | Path) -> Model:
+    """Load a bundled model by name or a Hugging Face config.json (file or its directory)."""
+    data, name = _resolve(name_or_path)
+    config = parse_config(data, name=name)
+    return Model(config=config, layers=build_layers(config))

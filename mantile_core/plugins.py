@@ -1,0 +1,226 @@
+"""The plugin manager: entry-point discovery, broken-plugin isolation, and name registries.
+
+``get_plugin_manager()`` builds the manager on first use (never at import) and caches it;
+``set_plugin_manager`` / ``reset_plugin_manager`` swap it in tests. Environment variables:
+
+- ``MANTILE_DISABLE_PLUGINS``: "1" / "all" loads no external plugin; otherwise a comma list of
+  entry-point or distribution names to skip.
+- ``MANTILE_LOAD_PLUGINS``: a comma list; only these external plugins load ("" loads none).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from importlib import metadata
+from typing import Any, Iterable
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from .errors import PluginConflictError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "Registries",
+    "MantilePluginManager",
+    "get_plugin_manager",
+    "set_plugin_manager",
+    "reset_plugin_manager",
+    "make_plugin_manager",
+]
+
+ENTRY_POINT_GROUP = "mantile"
+CORE_DISTRIBUTION = "mantile-core"
+
+# hook name -> (registry attribute, the record field that keys it)
+REGISTRY_HOOKS: dict[str, tuple[str, str]] = {
+    "mantile_layer_types": ("layer_types", "name"),
+    "mantile_model_layouts": ("layouts", "name"),
+    "mantile_rope_scalings": ("rope_scalings", "rope_type"),
+    "mantile_cache_policies": ("cache_policies", "name"),
+    "mantile_hardware": ("hardware", "name"),
+    "mantile_validation_cases": ("validation_cases", "name"),
+}
+
+
+@attrs.frozen
+class PluginInfo:
+    """One loaded (or failed) plugin: entry-point ``name``, its ``distribution`` and
+    ``version``, the ``error`` that stopped it loading, if any."""
+
+    name: str
+    distribution: str
+    version: str
+    error: str | None = None
+
+
+@attrs.frozen
+class Registries:
+    """Every record the plugins yield, keyed by name and sorted; ``owners[(registry, name)]`` is
+    the distribution that provided it."""
+
+    layer_types: dict[str, Any]
+    layouts: dict[str, Any]
+    rope_scalings: dict[str, Any]
+    cache_policies: dict[str, Any]
+    hardware: dict[str, Any]
+    validation_cases: dict[str, Any]
+    owners: dict[tuple[str, str], str]
+
+    def provided_by(self, distribution: str) -> dict[str, list[str]]:
+        """Registry name -> names the distribution provides (for ``mantile plugins``)."""
+        out: dict[str, list[str]] = {}
+        for (registry, name), owner in sorted(self.owners.items()):
+            if owner == distribution:
+                out.setdefault(registry, []).append(name)
+        return out
+
+
+class MantilePluginManager(pluggy.PluginManager):
+    """A pluggy manager that remembers which distribution each plugin came from."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.infos: list[PluginInfo] = []
+        self._distribution_of: dict[str, str] = {}
+
+    def register_plugin(self, plugin: object, name: str, distribution: str, version: str = "") -> None:
+        """Register an in-process plugin object as coming from ``distribution``."""
+        self.register(plugin, name=name)
+        self._distribution_of[name] = distribution
+        self.infos.append(PluginInfo(name, distribution, version))
+        self.__dict__.pop("registries", None)
+
+    def unregister_plugin(self, name: str) -> None:
+        self.unregister(name=name)
+        self._distribution_of.pop(name, None)
+        self.infos = [i for i in self.infos if i.name != name]
+        self.__dict__.pop("registries", None)
+
+    def distribution_of(self, plugin_name: str) -> str:
+        return self._distribution_of.get(plugin_name, plugin_name)
+
+    @property
+    def failures(self) -> list[PluginInfo]:
+        return [i for i in self.infos if i.error]
+
+    @functools.cached_property
+    def registries(self) -> Registries:
+        """Collect every hook's records; raises PluginConflictError on a duplicate name."""
+        tables: dict[str, dict[str, Any]] = {reg: {} for reg, _ in REGISTRY_HOOKS.values()}
+        owners: dict[tuple[str, str], str] = {}
+        for hook_name, (registry, key) in REGISTRY_HOOKS.items():
+            hook = getattr(self.hook, hook_name)
+            for impl in hook.get_hookimpls():
+                distribution = self.distribution_of(impl.plugin_name)
+                for record in impl.function() or ():
+                    name = getattr(record, key)
+                    if name in tables[registry]:
+                        other = owners[(registry, name)]
+                        raise PluginConflictError(
+                            f"{registry} name {name!r} is provided by both {other} and "
+                            f"{distribution}: uninstall one of them"
+                        )
+                    tables[registry][name] = record
+                    owners[(registry, name)] = distribution
+        sorted_tables = {reg: dict(sorted(t.items())) for reg, t in tables.items()}
+        return Registries(**sorted_tables, owners=owners)
+
+
+def _env_list(name: str) -> list[str] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _wanted(entry_point: metadata.EntryPoint, distribution: str) -> bool:
+    names = {entry_point.name, distribution}
+    disabled = _env_list("MANTILE_DISABLE_PLUGINS")
+    if disabled is not None:
+        if any(d.lower() in ("1", "all", "true", "*") for d in disabled):
+            return False
+        if names & set(disabled):
+            return False
+    load_only = _env_list("MANTILE_LOAD_PLUGINS")
+    if load_only is not None and not names & set(load_only):
+        return False
+    return True
+
+
+def _entry_points(group: str) -> Iterable[metadata.EntryPoint]:
+    return sorted(metadata.entry_points(group=group), key=lambda ep: ep.name)
+
+
+def load_entry_points(pm: MantilePluginManager, group: str = ENTRY_POINT_GROUP) -> None:
+    """Load every plugin of the entry-point group; one that fails to import is recorded with
+    its error and a warning, never raised."""
+    for entry_point in _entry_points(group):
+        dist = entry_point.dist
+        distribution = dist.metadata["Name"] if dist is not None else entry_point.name
+        version = dist.version if dist is not None else ""
+        if distribution == CORE_DISTRIBUTION or not _wanted(entry_point, distribution):
+            continue
+        if pm.has_plugin(entry_point.name):
+            continue
+        try:
+            plugin = entry_point.load()
+        except Exception as exc:  # a broken plugin must never lock the user out
+            error = f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                f"mantile plugin {entry_point.name!r} from {distribution} failed to load "
+                f"and is skipped ({error})",
+                stacklevel=2,
+            )
+            pm.infos.append(PluginInfo(entry_point.name, distribution, version, error))
+            continue
+        pm.register_plugin(plugin, entry_point.name, distribution, version)
+
+
+def make_plugin_manager(*, entry_points: bool = True, plugins: Iterable[tuple[object, str]] = ()) -> MantilePluginManager:
+    """A fresh manager holding the core's built-ins, the installed entry points (unless
+    ``entry_points`` is false) and any ``(plugin, distribution)`` pairs given."""
+    from . import builtins
+
+    pm = MantilePluginManager()
+    pm.register_plugin(builtins, "mantile_core.builtins", CORE_DISTRIBUTION, _core_version())
+    if entry_points:
+        load_entry_points(pm)
+    for plugin, distribution in plugins:
+        pm.register_plugin(plugin, getattr(plugin, "__name__", distribution), distribution)
+    return pm
+
+
+def _core_version() -> str:
+    try:
+        return metadata.version(CORE_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+_manager: MantilePluginManager | None = None
+
+
+def get_plugin_manager() -> MantilePluginManager:
+    """The process-wide manager, built on first call and cached."""
+    global _manager
+    if _manager is None:
+        _manager = make_plugin_manager()
+    return _manager
+
+
+def set_plugin_manager(pm: MantilePluginManager | None) -> MantilePluginManager | None:
+    """Swap the cached manager (tests); returns the previous one."""
+    global _manager
+    previous, _manager = _manager, pm
+    return previous
+
+
+def reset_plugin_manager() -> None:
+    """Forget the cached manager; the next call rebuilds it from the environment."""
+    set_plugin_manager(None)

@@ -1,0 +1,118 @@
+"""What one forward step asks of a layer (:class:`Step`) and what it costs (:class:`LayerCost`).
+
+Every count is per device (rank 0's share under tensor / expert parallelism). Fields may be
+Python ints or numpy arrays of one shape: the same arithmetic serves one estimate and a
+vectorised sweep.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+import numpy
+
+from .dtypes import DType, get_dtype
+
+__all__ = ["Step", "LayerCost", "round_int", "COST_FIELDS"]
+
+Int = Any  # int or numpy integer array
+
+
+def round_int(x):
+    """Nearest integer of an expectation (numpy arrays element-wise); exact ints pass through."""
+    if isinstance(x, numpy.ndarray):
+        return numpy.rint(x).astype(numpy.int64)
+    if isinstance(x, (int, numpy.integer)):
+        return int(x)
+    return int(round(float(x)))
+
+
+@attrs.frozen(eq=False)
+class Step:
+    """``batch`` sequences each add ``new_tokens`` queries after ``cached`` tokens already in
+    the KV cache; run on ``tp``-way tensor and ``ep``-way expert parallelism.
+
+    ``policies`` maps a mask ("causal", "sliding") to the :class:`CachePolicy` in force;
+    ``kv_block`` is the paged-cache block in tokens.
+    """
+
+    batch: Int
+    new_tokens: Int
+    cached: Int
+    tp: Int = 1
+    ep: Int = 1
+    act_dtype: DType = attrs.field(default="bf16", converter=get_dtype)
+    kv_dtype: DType = attrs.field(default="bf16", converter=get_dtype)
+    policies: Mapping[str, Any] = attrs.field(factory=dict)
+    kv_block: Int = 16
+
+    @property
+    def tokens(self) -> Int:
+        """Query tokens in the step over the whole batch: batch·new_tokens."""
+        return self.batch * self.new_tokens
+
+    @property
+    def written(self) -> Int:
+        """Tokens per sequence in the cache once the step has written its own: cached+new."""
+        return self.cached + self.new_tokens
+
+    def policy(self, mask: str):
+        from .errors import MissingPluginError
+
+        try:
+            return self.policies[mask]
+        except KeyError:
+            raise MissingPluginError(
+                f"no KV-cache policy for {mask} attention layers is installed"
+                + (": pip install mantile-swa-cache" if mask == "sliding" else "")
+            ) from None
+
+
+COST_FIELDS = (
+    "flops",
+    "matmul_flops",
+    "attention_flops",
+    "weight_bytes",
+    "kv_cache_bytes",
+    "kv_read_bytes",
+    "kv_write_bytes",
+    "activation_bytes",
+    "comm_bytes",
+)
+
+
+@attrs.frozen(eq=False)
+class LayerCost:
+    """Per-device cost of one layer for one step.
+
+    - ``flops``: all floating-point operations (matmul + elementwise);
+      ``matmul_flops``: GEMMs and attention matmuls, 2·M·K·N each (what FlopCounterMode counts);
+      ``attention_flops``: the part of matmul_flops that is QKᵀ and PV (4·dh per pair per head).
+    - ``weight_bytes``: weights read by the step; ``resident_weight_bytes``: weights held.
+    - ``kv_cache_bytes``: KV held after the step; ``kv_read_bytes`` / ``kv_write_bytes``: KV
+      traffic of the step.
+    - ``activation_bytes``: activation tensors the layer writes in the step.
+    - ``comm_bytes``: collective payload (all-reduce: tokens·hidden·bytes); ``collectives``:
+      how many collectives; ``kernels``: kernel launches; ``gemm_dtype``: the format the
+      layer's main GEMMs are stored in (timing picks the tensor-core rate from it).
+    """
+
+    flops: Int = 0
+    matmul_flops: Int = 0
+    attention_flops: Int = 0
+    weight_bytes: Int = 0
+    resident_weight_bytes: Int = 0
+    kv_cache_bytes: Int = 0
+    kv_read_bytes: Int = 0
+    kv_write_bytes: Int = 0
+    activation_bytes: Int = 0
+    comm_bytes: Int = 0
+    collectives: Int = 0
+    kernels: Int = 0
+    gemm_dtype: str = "bf16"
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain ints (the JSON contract's per-phase object, less time)."""
+        return {f: int(getattr(self, f)) for f in ("flops", "matmul_flops", "weight_bytes", "kv_cache_bytes",
+                                                     "kv_read_bytes", "activation_bytes", "comm_bytes", "kernels")}

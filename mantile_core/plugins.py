@@ -191,8 +191,9 @@ def make_plugin_manager(*, entry_points: bool = True, plugins: Iterable[tuple[ob
     pm.register_plugin(builtins, "mantile_core.builtins", CORE_DISTRIBUTION, _core_version())
     if entry_points:
         load_entry_points(pm)
-    for plugin, distribution in plugins:
-        pm.register_plugin(plugin, getattr(plugin, "__name__", distribution), distribution)
+    for number, (plugin, distribution) in enumerate(plugins):
+        name = getattr(plugin, "__name__", None) or f"{distribution}:{type(plugin).__name__}:{number}"
+        pm.register_plugin(plugin, name, distribution)
     return pm
 
 

@@ -1,6 +1,6 @@
 """Mantile: analytical cost of serving large language models on real accelerators.
 
-Public API: :func:`load_model`, :func:`get_hardware`, :func:`estimate`,
+Public API: :func:`load_model`, :func:`get_hardware`, :func:`estimate`, :func:`sweep`,
 :func:`rope_scaling`, :func:`get_plugin_manager` and :data:`hookimpl` for plugins.
 """
 
@@ -19,6 +19,18 @@ from .errors import (
 from .hookspecs import hookimpl
 from .plugins import get_plugin_manager
 
+# Functions named like their modules are bound eagerly, so that importing the module later
+# (``from mantile_core.estimate import cost_phase``) cannot shadow the function.
+from .estimate import estimate  # noqa: E402
+from .hardware import get_hardware  # noqa: E402
+from .model import load_model  # noqa: E402
+from .rope import rope_scaling  # noqa: E402
+
+try:  # the sweep arrives with its own module
+    from .sweep import sweep  # noqa: E402
+except ImportError:  # pragma: no cover
+    pass
+
 __all__ = [
     "hookimpl",
     "get_plugin_manager",
@@ -26,6 +38,7 @@ __all__ = [
     "get_hardware",
     "estimate",
     "rope_scaling",
+    "sweep",
     "MantileError",
     "ConfigError",
     "InputError",
@@ -35,24 +48,3 @@ __all__ = [
     "UnknownHardwareError",
     "UnknownModelError",
 ]
-
-_LAZY = {
-    "load_model": ("model", "load_model"),
-    "get_hardware": ("hardware", "get_hardware"),
-    "estimate": ("estimate", "estimate"),
-    "rope_scaling": ("rope", "rope_scaling"),
-    "sweep": ("sweep", "sweep"),
-}
-
-
-def __getattr__(name: str):
-    """Import the heavier modules (numpy-backed) on first use, keeping ``import mantile_core``
-    cheap for plugins that only need ``hookimpl``."""
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mantile_core' has no attribute {name!r}")

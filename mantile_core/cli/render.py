@@ -43,4 +43,7 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
         table.add_column(column, justify=justify)
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
-    Console(soft_wrap=False).print(table)
+    console = Console()
+    if not console.is_terminal:  # files and pipes get the whole table, never cut at 80 columns
+        console = Console(width=200)
+    console.print(table)

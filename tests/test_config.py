@@ -1,0 +1,93 @@
+"""config.json parsing: the forms published configs take, and the errors bad ones get."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import mantile_core
+from mantile_core.config import parse_config
+from mantile_core.errors import ConfigError, UnknownModelError
+
+BASE = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 8,
+        "num_key_value_heads": 2, "vocab_size": 100, "intermediate_size": 128}
+
+
+def cfg(**extra):
+    return parse_config({**BASE, **extra}, name="t")
+
+
+def test_head_dim_derived_or_given():
+    assert cfg().head_dim == 8
+    assert cfg(head_dim=16).head_dim == 16
+
+
+def test_old_rope_scaling_and_new_rope_parameters_agree():
+    old = cfg(rope_theta=5e5, rope_scaling={"type": "linear", "factor": 2.0})
+    new = cfg(rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 5e5})
+    assert old.rope_parameters == new.rope_parameters == {"rope_type": "linear", "factor": 2.0, "rope_theta": 5e5}
+    assert cfg().rope_parameters == {"rope_type": "default", "rope_theta": 10000.0}
+
+
+def test_layer_types_give_windows():
+    c = cfg(sliding_window=16, layer_types=["sliding_attention", "full_attention"] * 2)
+    assert c.windows == (16, None, 16, None)
+
+
+def test_sliding_window_with_use_sliding_window():
+    assert cfg(sliding_window=32).windows == (32,) * 4  # Mistral: no flag, every layer
+    assert cfg(sliding_window=32, use_sliding_window=False).windows == (None,) * 4  # Qwen2.5 as published
+    assert cfg(sliding_window=32, use_sliding_window=True, max_window_layers=2).windows == (None, None, 32, 32)
+
+
+def test_bundled_configs_read_their_windows():
+    qwen = mantile_core.load_model("qwen2.5-7b").config
+    assert set(qwen.windows) == {None}
+
+
+def test_quantization_config_keeps_unconverted_modules():
+    c = cfg(quantization_config={"quant_method": "mxfp4",
+                                 "modules_to_not_convert": ["model.layers.*.self_attn", "lm_head"]})
+    assert c.weight_dtype("model.layers.3.self_attn").name == "bf16"
+    assert c.weight_dtype("model.layers.3.mlp.experts").name == "mxfp4"
+    assert c.weight_dtype("lm_head").name == "bf16"
+    assert c.weight_dtype("model.layers.3.mlp.experts", quantizable=False).name == "bf16"
+
+
+def test_moe_keys_spellings():
+    assert cfg(num_local_experts=8, num_experts_per_tok=2).num_experts == 8
+    qwen = cfg(num_experts=16, num_experts_per_tok=4, moe_intermediate_size=32)
+    assert (qwen.num_experts, qwen.moe_intermediate_size) == (16, 32)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"hidden_size": None}, "required key 'hidden_size' is missing"),
+    ({"num_key_value_heads": 3}, "num_attention_heads=8 must be a multiple of num_key_value_heads=3"),
+    ({"vocab_size": -3}, "'vocab_size' must be positive"),
+    ({"num_hidden_layers": "four"}, "'num_hidden_layers' must be an integer"),
+    ({"model_type": None}, "required key 'model_type' is missing"),
+    ({"layer_types": ["full_attention"]}, "layer_types has 1 entries"),
+    ({"quantization_config": {"quant_method": "awq"}}, "quantization method 'awq' is not supported"),
+])
+def test_bad_configs(change, message):
+    data = {**BASE, **change}
+    data = {k: v for k, v in data.items() if v is not None}
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data, name="t")
+
+
+def test_malformed_and_missing_files(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        mantile_core.load_model(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        mantile_core.load_model(tmp_path / "nope" / "config.json")
+    with pytest.raises(UnknownModelError, match="unknown model 'gpt-9'"):
+        mantile_core.load_model("gpt-9")
+
+
+def test_directory_with_config_json(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(BASE))
+    assert mantile_core.load_model(tmp_path).params() > 0

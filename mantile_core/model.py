@@ -122,6 +122,9 @@ def build_layers(config: ModelConfig) -> tuple[Layer, ...]:
     rope_type = config.rope_parameters.get("rope_type", "default")
     if rope_type not in registries.rope_scalings:
         missing[ROPE_PLUGINS.get(rope_type) or f"rope_type {rope_type!r}"] = f"rope_type {rope_type!r}"
+    else:  # bad rope parameters are a config error now, not a surprise later
+        registries.rope_scalings[rope_type].compute(config.rope_parameters, config.head_dim,
+                                                    config.max_position_embeddings)
     masks = {"sliding" if w is not None else "causal" for w in config.windows}
     have = {p.mask for p in registries.cache_policies.values()}
     for mask in sorted(masks - have):

@@ -168,12 +168,24 @@ def _windows(data: Mapping, num_layers: int, where: str) -> tuple[int | None, ..
             else:
                 raise ConfigError(f"{where}: unknown layer type {kind!r} in layer_types")
         return tuple(out)
-    if not window or data.get("use_sliding_window") is False:
+    # transformers: Qwen2/Qwen3 configs gate sliding_window with use_sliding_window (default
+    # false), then slide the layers i >= max_window_layers (default 28); Qwen3-MoE slides every
+    # layer; Mistral/Mixtral have no gate and slide every layer.
+    model_type = data.get("model_type")
+    gated = "use_sliding_window" in data or model_type in _GATED_FIRST_SLIDING
+    if not window or (gated and not data.get("use_sliding_window")):
         return (None,) * num_layers
-    first = data.get("max_window_layers") if data.get("use_sliding_window") else None
+    first = data.get("max_window_layers") if gated else None
+    if model_type == "qwen3_moe" or (first is None and model_type in _GATED_FIRST_SLIDING):
+        first = _GATED_FIRST_SLIDING[model_type]
     if first is None:
         return (int(window),) * num_layers
     return tuple(int(window) if i >= first else None for i in range(num_layers))
+
+
+# model_type -> first sliding layer when use_sliding_window is true and max_window_layers is
+# absent (transformers' defaults; Qwen3-MoE ignores max_window_layers)
+_GATED_FIRST_SLIDING = {"qwen2": 28, "qwen3": 28, "qwen3_moe": 0}
 
 
 def _moe_layers(data: Mapping, num_layers: int, num_experts: int) -> tuple[bool, ...]:

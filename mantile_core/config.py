@@ -209,14 +209,18 @@ def parse_config(data: Mapping[str, Any], name: str = "model") -> ModelConfig:
         raise ConfigError(f"{where}: required key 'model_type' is missing")
     hidden = _require_int(data, "hidden_size", where)
     layers = _require_int(data, "num_hidden_layers", where)
-    heads = _require_int(data, "num_attention_heads", where)
+    # attention-free architectures (Mamba, RWKV) declare no heads: 0, and the core's attention
+    # layer types refuse to build without them (layers.standard.attention_kwargs)
+    heads = _optional_int(data, "num_attention_heads", where) or 0
     kv_heads = _optional_int(data, "num_key_value_heads", where) or heads
-    if heads % kv_heads:
+    if heads and heads % kv_heads:
         raise ConfigError(
             f"{where}: num_attention_heads={heads} must be a multiple of num_key_value_heads={kv_heads}"
         )
     head_dim = _optional_int(data, "head_dim", where)
-    if head_dim is None:
+    if head_dim is None and not heads:
+        head_dim = 0
+    elif head_dim is None:
         if hidden % heads:
             raise ConfigError(f"{where}: head_dim is missing and hidden_size={hidden} is not divisible by num_attention_heads={heads}")
         head_dim = hidden // heads

@@ -7,6 +7,7 @@ follows ``attention_bias`` / ``mlp_bias``, Qwen3 has q/k RMSNorm and ``attention
 from __future__ import annotations
 
 from ..config import ModelConfig
+from ..errors import ConfigError
 from ..records import LayerSlot, LayerType
 from ..rope import rotary_dim
 from .attention import Attention
@@ -35,7 +36,10 @@ def standard_slots(config: ModelConfig) -> list[LayerSlot]:
 
 
 def attention_kwargs(config: ModelConfig, slot: LayerSlot) -> dict:
-    """Shape, dtype, window and RoPE arguments every Attention subclass shares."""
+    """Shape, dtype, window and RoPE arguments every Attention subclass shares; ConfigError
+    when the config declares no attention heads."""
+    if not config.num_heads:
+        raise ConfigError(f"config {config.name!r}: required key 'num_attention_heads' is missing")
     return dict(
         name=slot.name,
         index=slot.index,

@@ -144,6 +144,9 @@ def _rope_parameters(data: Mapping, where: str) -> dict:
     params.setdefault("rope_type", "default")
     if "rope_theta" not in params:
         params["rope_theta"] = data.get("rope_theta", 10000.0)
+    if params["rope_type"] != "default" and "original_max_position_embeddings" not in params \
+            and data.get("original_max_position_embeddings") is not None:
+        params["original_max_position_embeddings"] = data["original_max_position_embeddings"]
     if "partial_rotary_factor" not in params and data.get("partial_rotary_factor") is not None:
         params["partial_rotary_factor"] = data["partial_rotary_factor"]
     return params

@@ -91,3 +91,9 @@ def test_malformed_and_missing_files(tmp_path):
 def test_directory_with_config_json(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(BASE))
     assert mantile_core.load_model(tmp_path).params() > 0
+
+
+def test_top_level_original_max_position_joins_rope_parameters():
+    c = cfg(rope_scaling={"rope_type": "linear", "factor": 2.0}, original_max_position_embeddings=4096)
+    assert c.rope_parameters["original_max_position_embeddings"] == 4096
+    assert "original_max_position_embeddings" not in cfg(original_max_position_embeddings=4096).rope_parameters

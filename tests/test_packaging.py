@@ -95,3 +95,37 @@ def test_tox_installs_every_plugin_alone_and_all_together():
         assert alone, f"no tox environment installs {rel(directory)} alone next to the core"
         assert rel(directory) in targets("all")
     assert targets("core") == ["."]
+
+
+def _installer():
+    """tools/install_checkout.py as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("install_checkout", ROOT / "tools" / "install_checkout.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_installer_pulls_in_local_siblings_only():
+    inst = _installer()
+    dists = inst.local_distributions()
+    wanted, third_party = inst.resolve([inst.parse_target("plugins/gpt_oss_attention[torch]", dists)], dists)
+    assert set(wanted) == {"mantile-core", "mantile-rope-yarn", "mantile-swa-cache", "mantile-gpt-oss-attention"}
+    assert wanted["mantile-gpt-oss-attention"] == {"torch"}
+    assert "torch==2.13.0" in third_party
+    assert not [r for r in third_party if canonicalize_name(Requirement(r).name).startswith("mantile-")]
+
+
+def test_installer_refuses_what_the_checkout_cannot_provide():
+    inst = _installer()
+    dists = inst.local_distributions()
+    dists["mantile-swa-cache"]["dependencies"].append("mantile-not-here>=1")
+    with pytest.raises(inst.InstallError, match="not in this checkout: refusing to fetch"):
+        inst.resolve([inst.parse_target("plugins/swa_cache", dists)], dists)
+    dists = inst.local_distributions()
+    dists["mantile-core"]["version"] = "0.2.0"
+    with pytest.raises(inst.InstallError, match="mantile-core is version 0.2.0: bump one of them"):
+        inst.resolve([inst.parse_target("plugins/swa_cache", dists)], dists)
+    with pytest.raises(inst.InstallError, match="has no extra 'nope'"):
+        inst.parse_target("plugins/swa_cache[nope]", dists)

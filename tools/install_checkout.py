@@ -150,7 +150,8 @@ def guard(wanted: dict[str, set[str]], dists: dict[str, dict], no_torch: bool) -
     installed = installed_mantile()
     for name, source in sorted(installed.items()):
         if name not in wanted:
-            raise InstallError(f"{name} is installed but was not asked for")
+            raise InstallError(f"{name} is installed but was not asked for (a reused environment? "
+                               f"recreate it: tox -r -e ENV)")
         if source != dists[name]["path"]:
             where = "not an editable install" if source is None else f"installed from {source}"
             raise InstallError(f"{name} is {where}, not the checkout's {dists[name]['path']}")

@@ -13,7 +13,7 @@ import attrs
 import numpy
 
 from .cache import select_policies
-from .dtypes import get_dtype
+from .dtypes import DType, get_dtype
 from .errors import InputError
 from .hardware import HardwareSpec, get_hardware
 from .model import Model, load_model
@@ -22,7 +22,21 @@ from .serving import ServingTimes, serve
 from .timing import layer_seconds
 from .workload import COST_FIELDS, LayerCost, Step
 
-__all__ = ["Estimate", "PhaseResult", "estimate", "cost_phase", "check_parallelism"]
+__all__ = [
+    "Estimate",
+    "PhaseResult",
+    "Phases",
+    "estimate",
+    "cost_phase",
+    "cost_phases",
+    "check_parallelism",
+    "memory_figures",
+    "serving_times",
+    "rope_table_bytes",
+    "Settings",
+    "resolve_settings",
+    "evaluate",
+]
 
 SUM_FIELDS = COST_FIELDS + ("resident_weight_bytes", "collectives", "kernels")
 
@@ -62,6 +76,150 @@ def check_parallelism(model: Model, tp: int, ep: int) -> None:
         layer.check_parallelism(tp, ep)
 
 
+@attrs.frozen(eq=False)
+class Phases:
+    """The steps one deployment is costed on (arrays allowed in every field):
+    ``prefill`` the batch's prompts (None when not asked for), ``request_prefill`` one
+    request's prompt (TTFT), ``decode`` the step at ``context``, ``final`` the last decode
+    step (input_len + output_len − 1 cached: peak KV)."""
+
+    prefill: PhaseResult | None
+    request_prefill: PhaseResult
+    decode: PhaseResult
+    final: PhaseResult
+
+
+def cost_phases(model: Model, hw: HardwareSpec, *, tp, ep, batch, input_len, output_len, context,
+                policies: dict, act_dtype: DType, kv_dtype: DType, kv_block, batch_prefill: bool = True) -> Phases:
+    """Cost the steps of :class:`Phases`; every size may be an int or a numpy int64 array
+    (one shape, or broadcastable). ``batch_prefill=False`` skips the batch's prompt step (the
+    sweep reports nothing that needs it)."""
+
+    def step(b, new, cached) -> Step:
+        return Step(batch=b, new_tokens=new, cached=cached, tp=tp, ep=ep, act_dtype=act_dtype,
+                    kv_dtype=kv_dtype, policies=policies, kv_block=kv_block)
+
+    request_prefill = cost_phase(model, step(1, input_len, 0), hw)
+    prefill = None
+    if batch_prefill:
+        single = numpy.ndim(batch) == 0 and batch == 1
+        prefill = request_prefill if single else cost_phase(model, step(batch, input_len, 0), hw)
+    decode = cost_phase(model, step(batch, 1, context), hw)
+    final = cost_phase(model, step(batch, 1, input_len + output_len - 1), hw)
+    return Phases(prefill, request_prefill, decode, final)
+
+
+def serving_times(phases: Phases, hw: HardwareSpec, *, batch, input_len, output_len, devices, counts=None,
+                  engine=None, prompts=None, attention_dp=False) -> ServingTimes:
+    """TTFT / TPOT / throughput from one request's prefill and the decode step, each plus the
+    hardware's per-step engine overhead (see :mod:`mantile_core.serving`); arrays allowed.
+    ``counts`` (layers per distinct layer, ``model.unique_layers`` order) lets a prompt share
+    a decode step's weight reads (chunked prefill); ``engine`` an
+    :class:`~mantile_core.engines.EngineProfile`; ``prompts`` a benchmark's prompt count
+    (None: steady state); ``attention_dp`` adds the calibration's attention-DP prompt wait."""
+    from .serving import phase_serving
+
+    return phase_serving(phases, hw, counts=counts, batch=batch, input_len=input_len, output_len=output_len,
+                         devices=devices, engine=engine, prompts=prompts, attention_dp=attention_dp)
+
+
+def rope_table_bytes(model: Model) -> int:
+    """The largest RoPE cos/sin table of any layer (one table is shared by all layers)."""
+    return max((layer.rope_table_bytes() for layer, _ in model.unique_layers
+                if hasattr(layer, "rope_table_bytes")), default=0)
+
+
+def memory_figures(model: Model, hw: HardwareSpec, phases: Phases, batch) -> dict[str, Any]:
+    """Per-device memory in bytes (arrays allowed; numpy values out):
+
+    - ``weight_bytes``: resident weights of the decode step; ``kv_cache_bytes``: KV at the end
+      of the longest request (the ``final`` step, input_len + output_len tokens per sequence);
+      ``activation_bytes``: the largest single layer's activations of one request's prefill;
+      ``rope_table_bytes``: one shared RoPE table;
+    - ``total_bytes`` = their sum, ``capacity_bytes`` the HBM, ``fits`` = total ≤ capacity;
+    - ``kv_cache_bytes_per_sequence`` = kv // batch; ``max_batch`` = (capacity − weights −
+      activations − rope) // per_sequence, floored at 0, and −1 where per_sequence is 0
+      (no KV cache: no limit from memory).
+    """
+    weights = numpy.asarray(phases.decode.total.resident_weight_bytes)
+    kv = numpy.asarray(phases.final.total.kv_cache_bytes)
+    activation = numpy.asarray(phases.request_prefill.costs[0].activation_bytes)
+    for cost in phases.request_prefill.costs[1:]:
+        activation = numpy.maximum(activation, cost.activation_bytes)
+    rope = rope_table_bytes(model)
+    capacity = int(hw.hbm_bytes)
+    total = weights + kv + activation + rope
+    per_sequence = kv // batch
+    room = capacity - weights - activation - rope
+    max_batch = numpy.where(per_sequence > 0, numpy.maximum(room // numpy.maximum(per_sequence, 1), 0), -1)
+    return {
+        "weight_bytes": weights,
+        "kv_cache_bytes": kv,
+        "activation_bytes": activation,
+        "rope_table_bytes": rope,
+        "total_bytes": total,
+        "capacity_bytes": capacity,
+        "fits": total <= capacity,
+        "kv_cache_bytes_per_sequence": per_sequence,
+        "max_batch": max_batch,
+    }
+
+
+@attrs.frozen(eq=False)
+class Settings:
+    """What a deployment is costed with, resolved from the user's options (shared by
+    :func:`estimate` and :func:`~mantile_core.sweep.sweep`): ``hardware`` with the engine's
+    calibration applied, the ``engine`` profile (None: generic), ``policies`` mask ->
+    CachePolicy, activation and KV dtypes, the paged-KV block in tokens."""
+
+    hardware: HardwareSpec
+    engine: Any
+    policies: dict
+    act_dtype: DType
+    kv_dtype: DType
+    kv_block: int
+
+
+def resolve_settings(model: Model, hardware: HardwareSpec | str, *, engine: str | None = None,
+                     kv_policy: str | None = None, kv_block: int | None = None,
+                     kv_dtype: str | None = None) -> Settings:
+    """Resolve hardware, engine profile, cache policies, dtypes and KV block: an engine
+    supplies its calibration for the hardware and its KV dtype / policy / block where the
+    caller gives none; kv_block defaults to 16, kv_dtype to the model's dtype."""
+    hw = get_hardware(hardware)
+    profile = None
+    if engine is not None:
+        from .engines import get_engine
+
+        profile = get_engine(engine)
+        hw = profile.calibrated(hw)
+        kv_dtype = kv_dtype or profile.kv_dtype_for(hw)
+        if kv_policy is None and profile.kv_policy in get_plugin_manager().registries.cache_policies:
+            kv_policy = profile.kv_policy
+        kv_block = profile.kv_block if kv_block is None else kv_block
+    kv_block = _positive("kv_block", 16 if kv_block is None else kv_block)
+    policies = select_policies(get_plugin_manager().registries.cache_policies, model.masks, kv_policy)
+    act = model.config.dtype
+    kv = get_dtype(kv_dtype) if kv_dtype else act
+    return Settings(hw, profile, policies, act, kv, kv_block)
+
+
+def evaluate(model: Model, settings: Settings, *, tp, ep, batch, input_len, output_len, context,
+             prompts: int | None = None, batch_prefill: bool = True,
+             attention_dp=False) -> tuple[Phases, ServingTimes]:
+    """Cost the steps of one deployment and derive its serving times: the one path
+    :func:`estimate` (Python ints) and the sweep (numpy int64 arrays, ``batch_prefill=False``)
+    both take."""
+    hw = settings.hardware
+    phases = cost_phases(model, hw, tp=tp, ep=ep, batch=batch, input_len=input_len, output_len=output_len,
+                         context=context, policies=settings.policies, act_dtype=settings.act_dtype,
+                         kv_dtype=settings.kv_dtype, kv_block=settings.kv_block, batch_prefill=batch_prefill)
+    counts = tuple(len(positions) for _, positions in model.unique_layers)
+    serving = serving_times(phases, hw, batch=batch, input_len=input_len, output_len=output_len, devices=tp,
+                            counts=counts, engine=settings.engine, prompts=prompts, attention_dp=attention_dp)
+    return phases, serving
+
+
 def _positive(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value <= 0:
         raise InputError(f"{name!r} must be a positive integer (got {value!r})")
@@ -94,31 +252,15 @@ class Estimate:
 
     @property
     def memory(self) -> dict[str, Any]:
-        """Per-device memory in bytes: resident weights, KV at the end of the longest request
-        (input_len + output_len tokens for every sequence), the largest single layer's
-        activations of one request's prefill, one shared RoPE table; ``max_batch`` is the most
-        sequences whose KV fits next to the rest."""
-        weights = int(self.decode.total.resident_weight_bytes)
-        kv = int(self.final.total.kv_cache_bytes)
-        activation = max(int(c.activation_bytes) for c in self.request_prefill.costs)
-        rope = max((layer.rope_table_bytes() for layer, _ in self.model.unique_layers
-                    if hasattr(layer, "rope_table_bytes")), default=0)
-        total = weights + kv + activation + rope
-        capacity = int(self.hardware.hbm_bytes)
-        per_sequence = kv // self.batch
-        room = capacity - weights - activation - rope
-        max_batch = max(room // per_sequence, 0) if per_sequence else None
-        return {
-            "weight_bytes": weights,
-            "kv_cache_bytes": kv,
-            "activation_bytes": activation,
-            "rope_table_bytes": rope,
-            "total_bytes": total,
-            "capacity_bytes": capacity,
-            "fits": total <= capacity,
-            "kv_cache_bytes_per_sequence": per_sequence,
-            "max_batch": max_batch,
-        }
+        """Per-device memory in bytes (see :func:`memory_figures`) as plain Python values;
+        ``max_batch`` is the most sequences whose KV fits next to the rest (None without KV)."""
+        phases = Phases(self.prefill, self.request_prefill, self.decode, self.final)
+        figures = memory_figures(self.model, self.hardware, phases, self.batch)
+        out: dict[str, Any] = {key: int(value) for key, value in figures.items()}
+        out["fits"] = bool(figures["fits"])
+        if out["max_batch"] < 0:
+            out["max_batch"] = None
+        return out
 
     def _phase_dict(self, phase: PhaseResult) -> dict[str, Any]:
         out = {k: v for k, v in phase.total.as_dict().items()}
@@ -187,38 +329,38 @@ def estimate(
     output_len: int = 1024,
     context: int | None = None,
     kv_policy: str | None = None,
-    kv_block: int = 16,
+    kv_block: int | None = None,
     kv_dtype: str | None = None,
+    engine: str | None = None,
+    prompts: int | None = None,
+    attention_dp: bool = False,
 ) -> Estimate:
     """Estimate one deployment. ``batch`` is the number of concurrent sequences; ``context``
     the tokens cached before the decode step reported (default input_len + output_len // 2);
     ``kv_policy`` names the policy for the masks it applies to (e.g. "paged");
-    ``kv_dtype`` defaults to the model's dtype."""
+    ``kv_dtype`` defaults to the model's dtype. ``engine`` ("vllm", "trtllm", "atom") applies
+    that serving engine's profile: its calibration for the hardware, token budget, scheduler,
+    and KV dtype / policy / block unless given. ``prompts`` N reports the mean TTFT / TPOT /
+    throughput of a benchmark of N prompts at concurrency ``batch`` (None: the steady state).
+    ``attention_dp`` marks a deployment run with attention data parallelism: its costs are
+    those of tp-way tensor parallelism, and prompts wait the calibration's
+    ``attention_dp_wait_steps`` more (TensorRT-LLM's attention-DP balancer)."""
     if not hasattr(model, "unique_layers"):
         model = load_model(model)
     hw = get_hardware(hardware)
     tp, ep = _positive("tp", tp), _positive("ep", ep)
     batch, input_len, output_len = _positive("batch", batch), _positive("input_len", input_len), _positive("output_len", output_len)
-    kv_block = _positive("kv_block", kv_block)
+    settings = resolve_settings(model, hw, engine=engine, kv_policy=kv_policy, kv_block=kv_block, kv_dtype=kv_dtype)
+    if prompts is not None:
+        prompts = _positive("prompts", prompts)
     if context is None:
         context = input_len + output_len // 2
     elif isinstance(context, bool) or not isinstance(context, (int, numpy.integer)) or context < 0:
         raise InputError(f"'context' must be a non-negative integer (got {context!r})")
     check_parallelism(model, tp, ep)
-    policies = select_policies(get_plugin_manager().registries.cache_policies, model.masks, kv_policy)
-    act = model.config.dtype
-    kv = get_dtype(kv_dtype) if kv_dtype else act
-
-    def step(b: int, new: int, cached: int) -> Step:
-        return Step(batch=b, new_tokens=new, cached=cached, tp=tp, ep=ep, act_dtype=act, kv_dtype=kv,
-                    policies=policies, kv_block=kv_block)
-
-    prefill = cost_phase(model, step(batch, input_len, 0), hw)
-    request_prefill = cost_phase(model, step(1, input_len, 0), hw) if batch > 1 else prefill
-    decode = cost_phase(model, step(batch, 1, context), hw)
-    final = cost_phase(model, step(batch, 1, input_len + output_len - 1), hw)
-    step_overhead = hw.calibration.step_overhead
-    serving = serve(request_prefill.seconds_total + step_overhead, decode.seconds_total + step_overhead,
-                    batch=batch, input_len=input_len, output_len=output_len, devices=tp)
-    return Estimate(model, hw, tp, ep, batch, input_len, output_len, int(context), policies, kv.name,
-                    prefill, request_prefill, decode, final, serving)
+    phases, serving = evaluate(model, settings, tp=tp, ep=ep, batch=batch, input_len=input_len,
+                               output_len=output_len, context=context, prompts=prompts,
+                               attention_dp=bool(attention_dp))
+    return Estimate(model, settings.hardware, tp, ep, batch, input_len, output_len, int(context), settings.policies,
+                    settings.kv_dtype.name, phases.prefill, phases.request_prefill, phases.decode, phases.final,
+                    serving)

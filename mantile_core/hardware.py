@@ -28,31 +28,57 @@ PRECISION_ORDER = ("fp4", "fp8", "bf16")  # narrowest first
 
 @attrs.frozen
 class Calibration:
-    """Timing-model parameters (dimensionless efficiencies and seconds); see timing.py.
+    """Timing-model parameters (dimensionless efficiencies and seconds); see timing.py and
+    docs/timing.md for what each one multiplies and where the bundled values come from.
 
-    - ``gemm_efficiency``: fraction of peak a large GEMM reaches;
-      ``gemm_half_tokens``: tokens at which a GEMM reaches half of that (small-M falloff).
-    - ``attention_efficiency``: fraction of peak the attention matmuls reach.
-    - ``memory_efficiency``: fraction of HBM bandwidth streaming kernels reach.
-    - ``kernel_overhead``: seconds per kernel launch (CUDA-graph replay).
-    - ``step_overhead``: seconds per engine step (scheduling, sampling).
-    - ``allreduce_efficiency``: fraction of link bandwidth a ring all-reduce reaches.
+    - ``gemm_efficiency``: fraction of the tensor-core peak a large dense GEMM reaches;
+      ``gemm_half_rows``: rows per weight matrix (tokens per expert for a MoE) at which a GEMM
+      reaches half of that (the small-M falloff: efficiency · M / (M + gemm_half_rows)).
+    - ``mixed_gemm_efficiency``: factor on the GEMM rate when the weights are stored narrower
+      than the activations' format (mxfp4 experts against bf16 or fp8 activations): the
+      in-kernel dequantisation (Hopper's Marlin) or mixed-format MMA of the grouped expert
+      GEMMs these layers run.
+    - ``attention_efficiency``: fraction of the bf16 peak the attention matmuls reach.
+    - ``memory_efficiency``: fraction of the HBM bandwidth streaming kernels reach.
+    - ``kernel_overhead``: seconds each kernel costs beyond its roofline time (CUDA-graph
+      replay gap, ramp-up and tail of a small grid).
+    - ``eager_kernel_overhead``: host seconds to launch one kernel of a step that does not
+      replay a CUDA graph (a prompt step beyond the engine's graph sizes): such a step takes
+      at least kernels · eager_kernel_overhead, however little GPU work it holds.
+    - ``step_overhead``: seconds per engine step outside the kernels (scheduling, sampling,
+      synchronisation not hidden by asynchronous scheduling).
+    - ``allreduce_latency``: seconds per all-reduce beyond its bandwidth term (None: the
+      spec's ``link_latency``); ``allreduce_efficiency``: fraction of the link bandwidth an
+      all-reduce reaches.
     - ``activation_compute``: the tensor-core format activations run in ("bf16", "fp8").
+    - ``request_overhead``: seconds a request's first token spends outside the steps (HTTP,
+      tokenising the prompt, scheduling it, streaming the first token back); TTFT only.
+    - ``attention_dp_wait_steps``: steps a prompt is held back under attention data
+      parallelism so that every rank gets prompts together (TensorRT-LLM's attention-DP
+      balancer); TTFT only, and only for deployments run with attention DP.
     """
 
     gemm_efficiency: float = 0.7
-    gemm_half_tokens: float = 64.0
+    gemm_half_rows: float = 16.0
+    mixed_gemm_efficiency: float = 1.0
     attention_efficiency: float = 0.5
     memory_efficiency: float = 0.8
     kernel_overhead: float = 4e-6
-    step_overhead: float = 1e-3
+    eager_kernel_overhead: float = 0.0
+    step_overhead: float = 1e-4
+    allreduce_latency: float | None = None
     allreduce_efficiency: float = 0.7
     activation_compute: str = "bf16"
+    request_overhead: float = 0.0
+    attention_dp_wait_steps: float = 0.0
 
 
 @attrs.frozen
 class HardwareSpec:
-    """One accelerator. ``peak_flops`` maps dtype names to dense FLOP/s."""
+    """One accelerator. ``peak_flops`` maps dtype names to dense FLOP/s; ``link_bandwidth`` is
+    the one-way scale-up bandwidth per GPU; ``mesh_links`` is 0 for a switched fabric
+    (NVSwitch: every peer reachable at the full bandwidth) or the number of point-to-point
+    links a GPU's bandwidth is split over (AMD Infinity Fabric: 7, one per peer)."""
 
     name: str
     description: str
@@ -63,6 +89,7 @@ class HardwareSpec:
     link_latency: float
     calibration: Calibration = Calibration()
     source: str = ""
+    mesh_links: int = 0
 
     def peak_for(self, weight_format: str, activation_format: str | None = None) -> float:
         """Dense FLOP/s of a GEMM whose weights are stored in ``weight_format`` and whose
@@ -101,6 +128,7 @@ def _spec(name: str, entry: dict) -> HardwareSpec:
         link_latency=float(entry["link_latency"]),
         calibration=calibration,
         source=entry.get("source", ""),
+        mesh_links=int(entry.get("mesh_links", 0)),
     )
 
 

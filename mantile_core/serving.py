@@ -1,41 +1,258 @@
-"""Continuous-batching serving model: TTFT, TPOT and throughput per GPU at concurrency B.
+"""Continuous batching at concurrency C: TTFT, TPOT and throughput per GPU, as a serving
+benchmark measures them. Every function works element-wise on numpy arrays.
 
-In steady state B requests are in flight; each needs one prefill of I tokens and O decode
-steps, so on average B/O prefills join every decode step (chunked prefill). Then
+The load (vLLM's ``benchmark_serving`` and its forks): at most C requests in flight, a new
+one sent the moment one finishes; each has I prompt and O output tokens (means). The engine
+runs steps. A decode step emits one token for every running request; prompts of newly
+arrived requests either join a decode step (``mixed_prefill``: vLLM's chunked prefill,
+TensorRT-LLM's in-flight batching) or run in prompt-only steps that go first (ATOM), at
+most ``max_batched_tokens`` tokens per step. Inputs, in seconds:
 
-- TPOT = decode_step(B) + (B/O) · prefill(1 request),
-- TTFT = prefill(1 request) + decode_step(B) (it waits for the step in progress),
-- end-to-end = TTFT + (O − 1) · TPOT; throughput per GPU = B·(I+O) / end-to-end / devices,
-  output tokens/s per GPU = B·O / end-to-end / devices.
+- τ₀ ``decode_step_s``: a decode-only step of C sequences at the mean context I + O/2 (the
+  KV read is linear in the context, so the mean step is the step at the mean context);
+- Δ ``prefill_extra_s``: the GPU time one more prompt adds to a step (mixed: the mixed step
+  minus τ₀, the weights being read anyway; prompt-only: the marginal prompt);
+- P ``prefill_request_s``: a step that runs one prompt alone, so F = P − Δ is the part of a
+  prompt step that does not grow with its prompts (reading the weights);
+- H ``host_floor_s``: the least time a step holding prompt tokens takes when it launches its
+  kernels from the host instead of replaying a CUDA graph (0: never host-bound).
+
+A step holding k prompts lasts, beyond what a decode step would, X(k) = max(k·Δ, H − τ₀)
+when prompts mix into decode steps, or X(k) = max(F + k·Δ, H) for a prompt-only step.
+
+Steady state (a closed system: requests complete at λ = C / E2E per second):
+
+- m = λ·τ prompts arrive per decode step; a fraction p = 1 − e^(−m) of the steps holds
+  prompts, k = m/p of them each (at most the budget's k_max = (budget − C)/I); so the mean
+  step while a request decodes is τ = τ₀ + p·X(k) (k·Δ is the prompts' work, the excess the
+  host floor), and TPOT = τ: the benchmark's (E2E − TTFT)/(O − 1) is the mean step a
+  request sees;
+- TTFT = r + lag·τ + own + W_q: the request overhead r (HTTP, tokenising, streaming the first
+  token back), the steps already scheduled when it arrives (``schedule_lag_steps``: 1.5 with
+  asynchronous scheduling, the rest of the running step plus the one scheduled behind it),
+  its own step (τ₀ + X(1) mixed, max(P, H) prompt-only) and W_q waiting for prompt capacity.
+  Queued prompts share full steps: the engine serves one in s = (T₀ + X(k_max))/k_max
+  (T₀ = τ₀ mixed, 0 prompt-only). For C arrivals spread over a window W, ρ = C·s/W and
+  W_q = s/2 · (C·relu(1 − 1/ρ) + min(ρ, √C)): the fluid backlog (C·s − W)/2 of an
+  overloaded window plus collisions of random arrivals (ρ·s/2 at light load). In steady
+  state W = E2E, so ρ = λ·s;
+- E2E = TTFT + (O − 1)·τ, solved by damped fixed-point iteration;
+- throughput per GPU = C·(I + O)/E2E/devices, output tokens per GPU = C·O/E2E/devices.
+
+A benchmark of N prompts (``prompts``; InferenceMAX sends N = 10·C) runs K = N/C waves. The
+first C requests arrive together with nothing running: they share prompt-only steps of
+B₁ = min(budget, C·I) tokens, k₁ = B₁/I prompts, lasting max(F + k₁·Δ, H); the j-th
+finishes after ⌈j/k₁⌉ of them, on average (C/k₁ + 1)/2 + relu(1/k₁ − 1)/2 steps (at least
+one). Their first tokens leave over C·s, so the next wave arrives spread over
+W₂ = √((C·s)² + (σ·O·τ)²) (σ = ``length_spread``, the output lengths' range over their mean:
+0.2/0.9 for lengths uniform in [0.8, 1]·OSL), wave k over
+W_k = min(√(max(W_{k−1}, C·s)² + (σ·O·τ)²), E2E), and wave k waits W_q(W_k). TTFT is the
+mean over the K waves. The run lasts K·E2E plus the spread of the slots' totals,
+√K·σ/√12·O·τ, which the throughputs divide by.
+
+Disaggregated serving (``prefill_instances`` = n): prompts run on n prompt-only instances
+(P, Δ, H theirs) and reach the decode instance after ``transfer_s``; decode steps are not
+slowed (τ = τ₀), a queued prompt takes s/n, and the first wave splits over the instances.
 """
 
 from __future__ import annotations
 
-import attrs
+from typing import Any
 
-__all__ = ["ServingTimes", "serve"]
+import attrs
+import numpy
+
+__all__ = ["ServingTimes", "serve", "phase_serving", "prefill_extra_seconds", "BENCHMARK_LENGTH_SPREAD",
+           "ASYNC_SCHEDULING_LAG", "DEFAULT_BUDGET", "DEFAULT_GRAPH_TOKENS"]
+
+BENCHMARK_LENGTH_SPREAD = 0.2 / 0.9
+"""Range over mean of lengths drawn uniform in [0.8, 1]·nominal (random range ratio 0.8)."""
+
+ASYNC_SCHEDULING_LAG = 1.5
+"""Steps a new request waits before its prompt runs under asynchronous scheduling: the
+residual half of the running step plus the step already scheduled behind it."""
+
+DEFAULT_BUDGET = 8192
+"""Tokens per step without an engine profile (vLLM's default max_num_batched_tokens)."""
+
+DEFAULT_GRAPH_TOKENS = 2048
+"""Largest step with prompt tokens that replays a CUDA graph without an engine profile."""
+
+ITERATIONS = 40
+Num = Any
 
 
 @attrs.frozen(eq=False)
 class ServingTimes:
-    """Per-request latencies in seconds and per-GPU rates in tokens/s."""
+    """Per-request latencies in seconds and per-GPU rates in tokens/s; ``prefill_share`` is
+    the fraction of decode-step time spent on prompts."""
 
-    ttft_s: object
-    tpot_s: object
-    e2e_s: object
-    throughput_tok_s_per_gpu: object
-    output_tok_s_per_gpu: object
+    ttft_s: Num
+    tpot_s: Num
+    e2e_s: Num
+    throughput_tok_s_per_gpu: Num
+    output_tok_s_per_gpu: Num
+    prefill_share: Num = 0.0
 
 
-def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, devices) -> ServingTimes:
-    """Apply the steady-state model above (element-wise on numpy arrays)."""
-    tpot = decode_step_s + batch / output_len * prefill_request_s
-    ttft = prefill_request_s + decode_step_s
-    e2e = ttft + (output_len - 1) * tpot
+def _queue_wait(service_s, arrivals, window_s):
+    """Mean wait of ``arrivals`` prompts of ``service_s`` each arriving spread over
+    ``window_s``: s/2 · (C·relu(1 − 1/ρ) + min(ρ, √C)), ρ = C·s/W."""
+    rho = arrivals * service_s / numpy.maximum(window_s, 1e-12)
+    backlog = arrivals * numpy.maximum(1.0 - 1.0 / numpy.maximum(rho, 1e-12), 0.0)
+    collisions = numpy.minimum(rho, numpy.sqrt(arrivals))
+    return 0.5 * service_s * (backlog + collisions)
+
+
+def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, devices,
+          prefill_extra_s=None, max_batched_tokens=None, prompts=None, request_overhead_s=0.0,
+          schedule_lag_steps=ASYNC_SCHEDULING_LAG, length_spread=BENCHMARK_LENGTH_SPREAD,
+          mixed_prefill=True, host_floor_s=0.0, prefill_instances=None, transfer_s=0.0,
+          output_devices=None) -> ServingTimes:
+    """Apply the model of the module docstring (element-wise on numpy arrays).
+
+    ``prefill_extra_s`` defaults to ``prefill_request_s`` (prompt and decode work simply
+    add); ``max_batched_tokens`` None means no token budget; ``prompts`` None is the steady
+    state of an endless run, an int N a benchmark of N prompts; ``prefill_instances`` (None:
+    aggregated) the number of separate prompt instances of a disaggregated deployment, whose
+    KV cache takes ``transfer_s`` to reach the decode instance; ``output_devices`` (default
+    ``devices``) divides the output tokens/s (a disaggregated benchmark divides them by the
+    decode GPUs only)."""
+    C = numpy.asarray(batch, dtype=float)
+    I = numpy.asarray(input_len, dtype=float)
+    O = numpy.asarray(output_len, dtype=float)
+    tau0 = numpy.asarray(decode_step_s, dtype=float)
+    P = numpy.asarray(prefill_request_s, dtype=float)
+    delta = P if prefill_extra_s is None else numpy.asarray(prefill_extra_s, dtype=float)
+    H = numpy.asarray(host_floor_s, dtype=float)
+    budget = numpy.maximum(C * I if max_batched_tokens is None else numpy.asarray(max_batched_tokens, float), 1.0)
+    disaggregated = prefill_instances is not None
+    instances = numpy.asarray(prefill_instances if disaggregated else 1, dtype=float)
+    mixed = bool(mixed_prefill) and not disaggregated
+    fixed = numpy.maximum(P - delta, 0.0)  # F: a prompt step's part that does not grow with its prompts
+
+    def extra(k):
+        """X(k): what a step holding k prompts lasts beyond a decode step."""
+        if mixed:
+            return numpy.maximum(k * delta, H - tau0)
+        return numpy.maximum(fixed + k * delta, H)
+
+    k_max = numpy.maximum((budget - (C if mixed else 0.0)) / I, 1.0)
+    service = ((tau0 if mixed else 0.0) + extra(k_max)) / k_max / instances
+    own = tau0 + extra(1.0) if mixed else extra(1.0)
+    if disaggregated:
+        own = own + transfer_s
+
+    # the first wave: C prompts at once over the instances, nothing decoding yet
+    per_instance = C / instances
+    k_first = numpy.maximum(numpy.minimum(budget, per_instance * I) / I, 1e-9)
+    first_steps = numpy.maximum(1.0, (per_instance / k_first + 1.0) / 2.0
+                                + numpy.maximum(1.0 / k_first - 1.0, 0.0) / 2.0)
+    first_step = numpy.maximum(fixed + numpy.minimum(k_first, per_instance) * delta, H)
+    ttft_first = request_overhead_s + first_steps * first_step + (transfer_s if disaggregated else 0.0)
+
+    e2e = request_overhead_s + own + (O - 1.0) * tau0
+    tau = tau0
+    ttft = ttft_first
+    share = numpy.zeros_like(e2e)
+    for _ in range(ITERATIONS):
+        lam = C / e2e
+        if disaggregated:
+            tau = tau0
+        else:
+            m = lam * tau
+            busy = numpy.maximum(-numpy.expm1(-m), 1e-12)  # p = 1 − e^(−m)
+            k = numpy.clip(m / busy, 1.0, k_max)
+            per_step = m / k
+            tau = 0.5 * tau + 0.5 * (tau0 + per_step * extra(k))
+        share = 1.0 - tau0 / tau
+        base = request_overhead_s + schedule_lag_steps * tau + own
+        if prompts is None:
+            ttft = base + _queue_wait(service, C, e2e)
+        else:
+            ttft = _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_spread)
+        e2e = 0.5 * e2e + 0.5 * (ttft + (O - 1.0) * tau)
+    e2e = ttft + (O - 1.0) * tau
+
+    if prompts is None:
+        cycle = e2e
+    else:
+        waves = numpy.maximum(numpy.asarray(prompts, dtype=float) / C, 1.0)
+        cycle = e2e + numpy.sqrt(waves) * length_spread / numpy.sqrt(12.0) * O * tau / waves
+    gpus = numpy.asarray(devices, dtype=float)
+    out_gpus = gpus if output_devices is None else numpy.asarray(output_devices, dtype=float)
     return ServingTimes(
         ttft_s=ttft,
-        tpot_s=tpot,
+        tpot_s=tau,
         e2e_s=e2e,
-        throughput_tok_s_per_gpu=batch * (input_len + output_len) / e2e / devices,
-        output_tok_s_per_gpu=batch * output_len / e2e / devices,
+        throughput_tok_s_per_gpu=C * (I + O) / cycle / gpus,
+        output_tok_s_per_gpu=C * O / cycle / out_gpus,
+        prefill_share=share,
     )
+
+
+def _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_spread):
+    """Mean TTFT over the K = prompts/C waves of a benchmark (see the module docstring)."""
+    waves = numpy.maximum(numpy.asarray(prompts, dtype=float) / C, 1.0)
+    k_max = int(numpy.ceil(numpy.max(waves)))
+    output_spread = length_spread * O * tau
+    total = ttft_first + 0.0 * e2e
+    departures = C * service
+    for k in range(2, k_max + 1):
+        window = numpy.minimum(numpy.sqrt(departures ** 2 + output_spread ** 2), e2e)
+        weight = numpy.clip(waves - (k - 1), 0.0, 1.0)  # a fractional last wave counts in part
+        total = total + weight * (base + _queue_wait(service, C, window))
+        departures = numpy.maximum(window, C * service)
+    return total / waves
+
+
+def prefill_extra_seconds(counts, decode, request_prefill, hw):
+    """Δ: GPU seconds one request's prompt adds to a decode step when both run in one step,
+    Σ over distinct layers of count · (mixed layer time − decode layer time) (see
+    :func:`mantile_core.timing.mixed_layer_seconds`). ``decode`` and ``request_prefill`` are
+    phase results (``costs``, ``step``, ``seconds`` aligned with ``counts``)."""
+    from .timing import mixed_layer_seconds
+
+    extra = 0.0
+    for n, d_cost, d_time, p_cost in zip(counts, decode.costs, decode.seconds, request_prefill.costs):
+        mixed = mixed_layer_seconds(d_cost, decode.step, p_cost, request_prefill.step, hw)
+        extra = extra + n * (mixed - d_time)
+    return extra
+
+
+def step_kernels(phase, counts):
+    """Kernels one step launches: Σ count · kernels over the distinct layers."""
+    return sum(n * c.kernels for n, c in zip(counts, phase.costs))
+
+
+def phase_serving(phases, hw, *, counts=None, batch, input_len, output_len, devices, engine=None,
+                  prompts=None, attention_dp=False) -> ServingTimes:
+    """Serving times of a deployment from its costed steps (``phases.decode``,
+    ``phases.request_prefill``): τ₀ = decode step + step overhead; P = one prompt's step +
+    step overhead; Δ from the mixed step when the engine mixes prompts into decode steps
+    (``counts``: layers per distinct layer of the phases; None: Δ = P); the host floor
+    H = kernels · ``eager_kernel_overhead`` where a step with prompt tokens exceeds the
+    engine's ``graph_max_tokens``; the engine's budget, scheduler and lag; the hardware's
+    ``request_overhead``; with ``attention_dp`` its ``attention_dp_wait_steps`` more steps
+    of lag. ``engine`` None: 8192-token budget, mixed, lag 1.5, graphs up to 2048 tokens."""
+    cal = hw.calibration
+    tau0 = phases.decode.seconds_total + cal.step_overhead
+    prompt = phases.request_prefill.seconds_total + cal.step_overhead
+    mixed = True if engine is None else engine.mixed_prefill
+    graph_tokens = DEFAULT_GRAPH_TOKENS if engine is None else engine.graph_max_tokens
+    if mixed and counts is not None:
+        delta = prefill_extra_seconds(counts, phases.decode, phases.request_prefill, hw)
+    else:
+        delta = prompt
+    host = 0.0
+    if counts is not None and cal.eager_kernel_overhead:
+        prompt_tokens = input_len + (batch if mixed else 0)
+        host = numpy.where(prompt_tokens > graph_tokens,
+                           step_kernels(phases.decode, counts) * cal.eager_kernel_overhead, 0.0)
+    return serve(prompt, tau0, batch=batch, input_len=input_len, output_len=output_len, devices=devices,
+                 prefill_extra_s=delta,
+                 max_batched_tokens=DEFAULT_BUDGET if engine is None else engine.max_batched_tokens,
+                 prompts=prompts, request_overhead_s=cal.request_overhead,
+                 schedule_lag_steps=(ASYNC_SCHEDULING_LAG if engine is None else engine.schedule_lag_steps)
+                 + numpy.asarray(attention_dp, dtype=float) * cal.attention_dp_wait_steps,
+                 mixed_prefill=mixed, host_floor_s=host)

@@ -1,43 +1,154 @@
-"""Roofline timing of a layer step, with calibrated efficiencies, kernel overhead and
-collectives. All functions work element-wise on numpy arrays (the sweep uses them as is).
+"""Time of one layer for one step on one device: a roofline with a small-M GEMM falloff, a
+fixed cost per kernel and per-layer collectives. Every function works element-wise on numpy
+arrays (the sweep calls them as is); no Python ``if`` / ``min`` / ``max`` touches a value.
 
-time = max(compute, memory) + kernels·kernel_overhead + communication, where
+For a layer's :class:`~mantile_core.workload.LayerCost` on a :class:`HardwareSpec` with
+calibration ``cal`` (see docs/timing.md for the figures and where they come from)::
 
-- compute = GEMM FLOPs / (peak(dtype) · gemm_efficiency · T/(T + gemm_half_tokens))
-  + attention FLOPs / (bf16 peak · attention_efficiency) + elementwise FLOPs / vector peak;
-- memory = (weights read + KV read + KV written + activations written) / (HBM bytes/s ·
-  memory_efficiency);
-- communication (ring all-reduce over n = tp devices) = collectives · link_latency +
-  comm_bytes · 2(n−1)/n / (link bytes/s · allreduce_efficiency).
+    time = max(compute, memory) + kernels · cal.kernel_overhead + allreduce
+
+- compute = gemm + attention + vector, where
+  gemm = (gemm FLOPs + 2 · gemm_half_rows · weight elements) / (peak(weights, activations)
+  · gemm_efficiency · mixed), gemm FLOPs = matmul_flops − attention_flops. The second term
+  is the small-M falloff: a GEMM of M rows runs at efficiency · M / (M + gemm_half_rows), and
+  M = gemm FLOPs / (2 · weight elements) is the rows per weight matrix (tokens for a dense
+  layer, tokens per activated expert for a MoE), so no division by M is needed.
+  peak(weights, activations) is the chip's rate for the wider of the two formats (mxfp4
+  experts with bf16 activations run at the bf16 rate on Hopper, with fp8 activations at the
+  fp8 rate on Blackwell); ``mixed`` is ``cal.mixed_gemm_efficiency`` when the weights are
+  stored narrower than the activations (dequantised in the kernel, or a mixed-format MMA),
+  else 1.
+  attention = attention_flops / (bf16 peak · attention_efficiency);
+  vector = (flops − matmul_flops) / fp32 vector rate.
+- memory = weight bytes / (HBM · memory_efficiency) + (KV read + KV written + activations
+  written) / (HBM · memory_efficiency).
+- allreduce (``collectives`` calls of payload p = comm_bytes / collectives over n = tp devices,
+  link bandwidth B · allreduce_efficiency, latency α): the faster of one-shot
+  α + (n−1)·p/B (every device reads every peer's buffer: latency-optimal) and two-shot / ring
+  2α + 2(n−1)/n·p/B (reduce-scatter then all-gather: bandwidth-optimal), as NCCL's and vLLM's
+  custom all-reduce pick by size. On a point-to-point mesh of L links (``mesh_links``, AMD)
+  a device reaches n−1 peers over n−1 of its L links: B · (n−1)/L.
+
+A step that mixes decode and prefill tokens (chunked prefill) is timed by
+:func:`mixed_layer_seconds`: the two parts' compute and KV / activation traffic add, the
+weights are read once (the larger set: a prompt activates every expert), the kernels launch
+once and the all-reduce carries both payloads.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import attrs
 import numpy
 
-from .hardware import HardwareSpec
+from .hardware import PRECISION_ORDER, HardwareSpec, _family
 from .workload import LayerCost, Step
 
-__all__ = ["layer_seconds", "allreduce_seconds"]
+__all__ = [
+    "LayerTimes",
+    "layer_times",
+    "layer_seconds",
+    "mixed_layer_seconds",
+    "allreduce_seconds",
+    "BITS_PER_ELEMENT",
+]
+
+# storage bits per weight element by the compute family a LayerCost names (mxfp4: 4 + 8/32)
+BITS_PER_ELEMENT = {"fp4": 4.25, "fp8": 8.0, "int8": 8.0, "bf16": 16.0, "fp16": 16.0, "fp32": 32.0}
+
+Num = Any  # float or numpy array
+
+
+@attrs.frozen(eq=False)
+class LayerTimes:
+    """The parts of one layer's step time, seconds (arrays allowed):
+
+    ``compute`` (GEMMs + attention matmuls + vector work; ``tile`` is the part of it that is
+    the small-M falloff term, paid once per weight matrix), ``weight_memory`` (streaming the
+    weights), ``other_memory`` (KV read and written, activations written), ``overhead``
+    (kernels · kernel_overhead), ``comm`` (all-reduces)."""
+
+    compute: Num
+    tile: Num
+    weight_memory: Num
+    other_memory: Num
+    overhead: Num
+    comm: Num
+
+    @property
+    def total(self) -> Num:
+        """max(compute, weight_memory + other_memory) + overhead + comm."""
+        return numpy.maximum(self.compute, self.weight_memory + self.other_memory) + self.overhead + self.comm
+
+
+def _link_bandwidth(tp, hw: HardwareSpec):
+    """Bytes/s one device can move to its all-reduce peers, one way: the switch port's
+    bandwidth, or (n−1)/L of it on a mesh of L point-to-point links."""
+    if hw.mesh_links:
+        return hw.link_bandwidth * numpy.minimum(numpy.maximum(tp - 1, 1), hw.mesh_links) / hw.mesh_links
+    return hw.link_bandwidth
 
 
 def allreduce_seconds(payload_bytes, collectives, tp, hw: HardwareSpec):
-    """Ring all-reduce time of ``collectives`` calls moving ``payload_bytes`` in all."""
+    """Time of ``collectives`` all-reduces over ``tp`` devices moving ``payload_bytes`` in all
+    (each carries payload/collectives): per call the faster of one-shot α + (n−1)·p/B and
+    two-shot 2α + 2(n−1)/n·p/B (see the module docstring). 0 when there is no collective."""
     cal = hw.calibration
-    factor = 2.0 * (tp - 1) / tp
-    return collectives * hw.link_latency + payload_bytes * factor / (hw.link_bandwidth * cal.allreduce_efficiency)
+    alpha = hw.link_latency if cal.allreduce_latency is None else cal.allreduce_latency
+    bandwidth = _link_bandwidth(tp, hw) * cal.allreduce_efficiency
+    calls = numpy.maximum(collectives, 1)
+    per_call = payload_bytes / calls
+    one_shot = alpha + (tp - 1) * per_call / bandwidth
+    two_shot = 2 * alpha + 2.0 * (tp - 1) / tp * per_call / bandwidth
+    return collectives * numpy.minimum(one_shot, two_shot)
+
+
+def _gemm_rate(cost: LayerCost, hw: HardwareSpec):
+    """FLOP/s of the layer's GEMMs before the small-M falloff: the wider of the weight and
+    activation formats' peak, times gemm_efficiency, times mixed_gemm_efficiency when the
+    weights are narrower than the activations."""
+    cal = hw.calibration
+    narrower = PRECISION_ORDER.index(_family(cost.gemm_dtype)) < PRECISION_ORDER.index(_family(cal.activation_compute))
+    mixed = cal.mixed_gemm_efficiency if narrower else 1.0
+    return hw.peak_for(cost.gemm_dtype) * cal.gemm_efficiency * mixed
+
+
+def layer_times(cost: LayerCost, step: Step, hw: HardwareSpec) -> LayerTimes:
+    """The parts of the layer's step time (see the module docstring for each formula)."""
+    cal = hw.calibration
+    gemm_flops = cost.matmul_flops - cost.attention_flops
+    bits = BITS_PER_ELEMENT.get(cost.gemm_dtype, 16.0)
+    weight_elements = cost.weight_bytes * 8.0 / bits
+    gemm_rate = _gemm_rate(cost, hw)
+    # the falloff term only where there is a GEMM (an embedding gathers rows, no matmul)
+    tile = (gemm_flops > 0) * 2.0 * cal.gemm_half_rows * weight_elements / gemm_rate
+    attention_rate = hw.peak_for("bf16", "bf16") * cal.attention_efficiency
+    compute = (gemm_flops / gemm_rate + tile + cost.attention_flops / attention_rate
+               + (cost.flops - cost.matmul_flops) / hw.vector_flops)
+    bandwidth = hw.hbm_bandwidth * cal.memory_efficiency
+    weight_memory = cost.weight_bytes / bandwidth
+    other_memory = (cost.kv_read_bytes + cost.kv_write_bytes + cost.activation_bytes) / bandwidth
+    comm = allreduce_seconds(cost.comm_bytes, cost.collectives, step.tp, hw)
+    return LayerTimes(compute=compute, tile=tile, weight_memory=weight_memory, other_memory=other_memory,
+                      overhead=cost.kernels * cal.kernel_overhead, comm=comm)
 
 
 def layer_seconds(cost: LayerCost, step: Step, hw: HardwareSpec):
-    """Seconds one device spends on one layer for one step (see module docstring)."""
-    cal = hw.calibration
-    tokens = step.tokens
-    gemm_rate = hw.peak_for(cost.gemm_dtype) * cal.gemm_efficiency * tokens / (tokens + cal.gemm_half_tokens)
-    attention_rate = hw.peak_for("bf16") * cal.attention_efficiency
-    compute = ((cost.matmul_flops - cost.attention_flops) / gemm_rate
-               + cost.attention_flops / attention_rate
-               + (cost.flops - cost.matmul_flops) / hw.vector_flops)
-    moved = cost.weight_bytes + cost.kv_read_bytes + cost.kv_write_bytes + cost.activation_bytes
-    memory = moved / (hw.hbm_bandwidth * cal.memory_efficiency)
-    comm = allreduce_seconds(cost.comm_bytes, cost.collectives, step.tp, hw)
-    return numpy.maximum(compute, memory) + cost.kernels * cal.kernel_overhead + comm
+    """Seconds one device spends on one layer for one step (see the module docstring)."""
+    return layer_times(cost, step, hw).total
+
+
+def mixed_layer_seconds(decode: LayerCost, decode_step: Step, prefill: LayerCost, prefill_step: Step,
+                        hw: HardwareSpec):
+    """Seconds of one layer in a step that runs ``decode``'s tokens and ``prefill``'s chunk
+    together: compute and KV / activation traffic add, weights are read once (the larger
+    set), the small-M term is paid once (the larger), kernels launch once, and one all-reduce
+    carries both payloads."""
+    a = layer_times(decode, decode_step, hw)
+    b = layer_times(prefill, prefill_step, hw)
+    compute = a.compute + b.compute - numpy.minimum(a.tile, b.tile)
+    memory = numpy.maximum(a.weight_memory, b.weight_memory) + a.other_memory + b.other_memory
+    comm = allreduce_seconds(decode.comm_bytes + prefill.comm_bytes,
+                             numpy.maximum(decode.collectives, prefill.collectives), decode_step.tp, hw)
+    return numpy.maximum(compute, memory) + numpy.maximum(a.overhead, b.overhead) + comm

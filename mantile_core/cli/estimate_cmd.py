@@ -18,8 +18,8 @@ def add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-len", type=int, default=1024, help="prompt tokens, default 1024")
     parser.add_argument("--output-len", type=int, default=1024, help="generated tokens, default 1024")
     parser.add_argument("--kv-policy", default=None, help="KV-cache policy for the layers it applies to (ring, paged, full)")
-    parser.add_argument("--kv-block", type=int, default=16, help="paged KV block in tokens, default 16")
-    parser.add_argument("--kv-dtype", default=None, help="KV-cache dtype (bf16, fp8; default the model's)")
+    parser.add_argument("--kv-block", type=int, default=None, help="paged KV block in tokens (default 16, or the engine's)")
+    parser.add_argument("--kv-dtype", default=None, help="KV-cache dtype (bf16, fp8; default the model's, or the engine's)")
 
 
 def register(sub) -> None:
@@ -27,6 +27,10 @@ def register(sub) -> None:
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"bundled name or config.json path (default {DEFAULT_MODEL})")
     add_deployment_arguments(p)
     p.add_argument("--context", type=int, default=None, help="tokens cached before the decode step (default input+output/2)")
+    p.add_argument("--engine", default=None,
+                   help="serving-engine profile: vllm, trtllm, atom (its calibration, token budget, scheduler, KV format)")
+    p.add_argument("--prompts", type=int, default=None,
+                   help="report the means of a benchmark of N prompts at concurrency --batch (default: steady state)")
     p.add_argument("--layers", action="store_true", help="also print the per-layer table")
     p.add_argument("--json", action="store_true", help="print the JSON document (see docs/json.md)")
     p.set_defaults(run=run)
@@ -37,7 +41,8 @@ def run(args) -> int:
 
     result = estimate(args.model, args.hardware, tp=args.tp, ep=args.ep, batch=args.batch,
                       input_len=args.input_len, output_len=args.output_len, context=args.context,
-                      kv_policy=args.kv_policy, kv_block=args.kv_block, kv_dtype=args.kv_dtype)
+                      kv_policy=args.kv_policy, kv_block=args.kv_block, kv_dtype=args.kv_dtype,
+                      engine=args.engine, prompts=args.prompts)
     doc = result.to_dict()
     if args.json:
         print_json(doc)

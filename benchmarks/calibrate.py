@@ -53,7 +53,7 @@ DATA = ROOT.parent / "shared" / "data" / "inferencemax_gpt-oss-120b.csv"
 PARAMS = {
     "memory_efficiency": (0.4, 0.95, 0.85),
     "mixed_gemm_efficiency": (0.05, 1.0, 0.5),
-    "allreduce_latency": (1e-6, 5e-5, 8e-6),
+    "allreduce_latency": (5e-7, 5e-5, 3e-6),
     "kernel_overhead": (2e-7, 2e-5, 4e-6),
     "eager_kernel_overhead": (1e-6, 2e-4, 2e-5),
     "request_overhead": (1e-3, 0.2, 0.02),

@@ -343,6 +343,12 @@ def write_rows_csv(results: Sequence[RowResult], path: str | Path, *, fitted: se
             writer.writerow(row)
 
 
+def _minor_label(value, _position) -> str:
+    """Label the 2× and 5× minor ticks of a log axis spanning under two decades."""
+    mantissa = value / 10 ** math.floor(math.log10(value))
+    return f"{value:g}" if round(mantissa) in (2, 5) else ""
+
+
 def plot_rows(results: Sequence[RowResult], path: str | Path, *, metrics: Sequence[str] = METRICS) -> None:
     """Predicted against measured, log-log, one panel per metric, one colour per GPU, the
     y = x line and ±20 % bands; written as PNG. Needs matplotlib (the ``plot`` extra)."""
@@ -380,7 +386,7 @@ def plot_rows(results: Sequence[RowResult], path: str | Path, *, metrics: Sequen
         ax.set_yscale("log")
         for axis in (ax.xaxis, ax.yaxis):
             axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            axis.set_minor_formatter(NullFormatter())
+            axis.set_minor_formatter(FuncFormatter(_minor_label) if hi / lo < 100 else NullFormatter())
         ax.set_xlabel(f"measured {METRIC_LABELS[metric]}")
         ax.set_ylabel(f"predicted {METRIC_LABELS[metric]}")
         ax.set_title(f"{METRIC_LABELS[metric]} ({metric.split('_')[-1] if metric.endswith('ms') else 'tok/s per GPU'})")

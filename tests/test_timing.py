@@ -267,3 +267,39 @@ def test_estimate_applies_the_engine():
 def test_estimate_rejects_bad_prompts():
     with pytest.raises(InputError, match="'prompts' must be a positive integer"):
         mantile_core.estimate("llama-3.2-1b", "h100", prompts=0)
+
+
+def _phases(decode_s, prompt_s, kernels):
+    """Phase stand-ins for phase_serving: one distinct layer standing for all kernels."""
+    cost = LayerCost(kernels=kernels)
+    decode = SimpleNamespace(seconds_total=decode_s, costs=(cost,), seconds=(decode_s,), step=None)
+    prompt = SimpleNamespace(seconds_total=prompt_s, costs=(cost,), seconds=(prompt_s,), step=None)
+    return SimpleNamespace(decode=decode, request_prefill=prompt)
+
+
+def test_host_floor_only_beyond_the_graph_sizes():
+    from mantile_core.serving import phase_serving
+
+    # prompt-only engine (Δ = P, no mixed-step costing needed): 100 kernels at 1 ms each = 0.1 s floor
+    hw = attrs.evolve(TOY, calibration=attrs.evolve(CAL, eager_kernel_overhead=1e-3))
+    atom = attrs.evolve(get_engine("atom"), graph_max_tokens=2048, schedule_lag_steps=0.0)
+    common = dict(counts=(1,), batch=1, output_len=10, devices=1, engine=atom)
+    short = phase_serving(_phases(0.01, 0.02, 100), hw, input_len=1000, **common)
+    long = phase_serving(_phases(0.01, 0.02, 100), hw, input_len=4000, **common)
+    # TTFT = own step + collisions s/2 · ρ (C = 1), s = max(k·P, H)/k with k = 16384/I prompts a step
+    s_short = 0.02  # max(k·P, 0)/k
+    assert float(short.ttft_s) == pytest.approx(0.02 + 0.5 * s_short * s_short / float(short.e2e_s), rel=1e-4)
+    k = 16384 / 4000
+    s_long = max(k * 0.02, 0.1) / k
+    assert float(long.ttft_s) == pytest.approx(0.1 + 0.5 * s_long * s_long / float(long.e2e_s), rel=1e-4)
+
+
+def test_attention_dp_waits_more_steps():
+    from mantile_core.serving import phase_serving
+
+    hw = attrs.evolve(TOY, calibration=attrs.evolve(CAL, attention_dp_wait_steps=20.0))
+    atom = attrs.evolve(get_engine("atom"), schedule_lag_steps=0.0)
+    common = dict(counts=(1,), batch=1, input_len=1000, output_len=10, devices=1, engine=atom)
+    plain = phase_serving(_phases(0.01, 0.02, 10), hw, **common)
+    dp = phase_serving(_phases(0.01, 0.02, 10), hw, attention_dp=True, **common)
+    assert float(dp.ttft_s) - float(plain.ttft_s) == pytest.approx(20 * float(dp.tpot_s), rel=1e-2)

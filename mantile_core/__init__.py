@@ -25,11 +25,7 @@ from .estimate import estimate  # noqa: E402
 from .hardware import get_hardware  # noqa: E402
 from .model import load_model  # noqa: E402
 from .rope import rope_scaling  # noqa: E402
-
-try:  # the sweep arrives with its own module
-    from .sweep import sweep  # noqa: E402
-except ImportError:  # pragma: no cover
-    pass
+from .sweep import sweep  # noqa: E402
 
 __all__ = [
     "hookimpl",

@@ -90,22 +90,31 @@ class HardwareSpec:
     calibration: Calibration = Calibration()
     source: str = ""
     mesh_links: int = 0
+    _peaks: dict = attrs.field(factory=dict, init=False, eq=False, hash=False, repr=False)  # peak_for memo
 
     def peak_for(self, weight_format: str, activation_format: str | None = None) -> float:
         """Dense FLOP/s of a GEMM whose weights are stored in ``weight_format`` and whose
         activations are ``activation_format``: the wider of the two that the chip runs natively
         (mxfp4 weights with bf16 activations run at the bf16 rate on Hopper)."""
-        activation_format = activation_format or self.calibration.activation_compute
-        wanted = max(PRECISION_ORDER.index(_family(weight_format)), PRECISION_ORDER.index(_family(activation_format)))
-        for fmt in PRECISION_ORDER[wanted:]:
-            if fmt in self.peak_flops:
-                return float(self.peak_flops[fmt])
-        return float(self.peak_flops["bf16"])
+        key = (weight_format, activation_format or self.calibration.activation_compute)
+        try:
+            return self._peaks[key]
+        except KeyError:
+            value = self._peaks[key] = _peak(self.peak_flops, *key)
+            return value
 
     @property
     def vector_flops(self) -> float:
         """Non-tensor-core FLOP/s for elementwise work (the fp32 vector rate)."""
         return float(self.peak_flops.get("fp32", self.peak_flops["bf16"] / 16))
+
+
+def _peak(peak_flops: Mapping[str, float], weight_format: str, activation_format: str) -> float:
+    wanted = max(PRECISION_ORDER.index(_family(weight_format)), PRECISION_ORDER.index(_family(activation_format)))
+    for fmt in PRECISION_ORDER[wanted:]:
+        if fmt in peak_flops:
+            return float(peak_flops[fmt])
+    return float(peak_flops["bf16"])
 
 
 def _family(fmt: str) -> str:

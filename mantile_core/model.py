@@ -54,9 +54,10 @@ class Model:
             groups.setdefault(layer.cost_key, []).append(position)
         return tuple((self.layers[pos[0]], tuple(pos)) for pos in groups.values())
 
-    @property
-    def masks(self) -> set[str]:
-        return {layer.mask for layer in self.layers if hasattr(layer, "mask")}
+    @functools.cached_property
+    def masks(self) -> frozenset[str]:
+        """The attention masks the model's layers use ("causal", "sliding")."""
+        return frozenset(layer.mask for layer in self.layers if hasattr(layer, "mask"))
 
 
 def bundled_models() -> list[str]:

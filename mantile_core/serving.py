@@ -57,6 +57,7 @@ slowed (τ = τ₀), a queued prompt takes s/n, and the first wave splits over t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -95,12 +96,45 @@ class ServingTimes:
     prefill_share: Num = 0.0
 
 
-def _queue_wait(service_s, arrivals, window_s):
+class _ScalarMath:
+    """Python-float stand-ins for the numpy functions the serving model uses: with scalar
+    inputs (one estimate) the fixed-point iteration runs on floats, about ten times faster
+    than numpy scalar calls; arrays (the sweep) go through numpy. Same formulas, one code."""
+
+    maximum = staticmethod(max)
+    minimum = staticmethod(min)
+    sqrt = staticmethod(math.sqrt)
+    expm1 = staticmethod(math.expm1)
+    ceil = staticmethod(math.ceil)
+
+    @staticmethod
+    def clip(x, low, high):
+        return min(max(x, low), high)
+
+    @staticmethod
+    def asarray(x, dtype=float):
+        return float(x)
+
+    @staticmethod
+    def zeros_like(x):
+        return 0.0
+
+    @staticmethod
+    def max(x):
+        return x
+
+
+def _backend(*values):
+    """numpy when any value is an array with dimensions, else the float stand-ins."""
+    return numpy if any(numpy.ndim(v) for v in values if v is not None) else _ScalarMath
+
+
+def _queue_wait(service_s, arrivals, window_s, xp=numpy):
     """Mean wait of ``arrivals`` prompts of ``service_s`` each arriving spread over
     ``window_s``: s/2 · (C·relu(1 − 1/ρ) + min(ρ, √C)), ρ = C·s/W."""
-    rho = arrivals * service_s / numpy.maximum(window_s, 1e-12)
-    backlog = arrivals * numpy.maximum(1.0 - 1.0 / numpy.maximum(rho, 1e-12), 0.0)
-    collisions = numpy.minimum(rho, numpy.sqrt(arrivals))
+    rho = arrivals * service_s / xp.maximum(window_s, 1e-12)
+    backlog = arrivals * xp.maximum(1.0 - 1.0 / xp.maximum(rho, 1e-12), 0.0)
+    collisions = xp.minimum(rho, xp.sqrt(arrivals))
     return 0.5 * service_s * (backlog + collisions)
 
 
@@ -118,26 +152,29 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
     KV cache takes ``transfer_s`` to reach the decode instance; ``output_devices`` (default
     ``devices``) divides the output tokens/s (a disaggregated benchmark divides them by the
     decode GPUs only)."""
-    C = numpy.asarray(batch, dtype=float)
-    I = numpy.asarray(input_len, dtype=float)
-    O = numpy.asarray(output_len, dtype=float)
-    tau0 = numpy.asarray(decode_step_s, dtype=float)
-    P = numpy.asarray(prefill_request_s, dtype=float)
-    delta = P if prefill_extra_s is None else numpy.asarray(prefill_extra_s, dtype=float)
-    H = numpy.asarray(host_floor_s, dtype=float)
-    budget = numpy.maximum(C * I if max_batched_tokens is None else numpy.asarray(max_batched_tokens, float), 1.0)
+    xp = _backend(prefill_request_s, decode_step_s, batch, input_len, output_len, devices, prefill_extra_s,
+                  max_batched_tokens, prompts, host_floor_s, prefill_instances, transfer_s, output_devices,
+                  request_overhead_s, schedule_lag_steps, length_spread)
+    C = xp.asarray(batch, dtype=float)
+    I = xp.asarray(input_len, dtype=float)
+    O = xp.asarray(output_len, dtype=float)
+    tau0 = xp.asarray(decode_step_s, dtype=float)
+    P = xp.asarray(prefill_request_s, dtype=float)
+    delta = P if prefill_extra_s is None else xp.asarray(prefill_extra_s, dtype=float)
+    H = xp.asarray(host_floor_s, dtype=float)
+    budget = xp.maximum(C * I if max_batched_tokens is None else xp.asarray(max_batched_tokens, float), 1.0)
     disaggregated = prefill_instances is not None
-    instances = numpy.asarray(prefill_instances if disaggregated else 1, dtype=float)
+    instances = xp.asarray(prefill_instances if disaggregated else 1, dtype=float)
     mixed = bool(mixed_prefill) and not disaggregated
-    fixed = numpy.maximum(P - delta, 0.0)  # F: a prompt step's part that does not grow with its prompts
+    fixed = xp.maximum(P - delta, 0.0)  # F: a prompt step's part that does not grow with its prompts
 
     def extra(k):
         """X(k): what a step holding k prompts lasts beyond a decode step."""
         if mixed:
-            return numpy.maximum(k * delta, H - tau0)
-        return numpy.maximum(fixed + k * delta, H)
+            return xp.maximum(k * delta, H - tau0)
+        return xp.maximum(fixed + k * delta, H)
 
-    k_max = numpy.maximum((budget - (C if mixed else 0.0)) / I, 1.0)
+    k_max = xp.maximum((budget - (C if mixed else 0.0)) / I, 1.0)
     service = ((tau0 if mixed else 0.0) + extra(k_max)) / k_max / instances
     own = tau0 + extra(1.0) if mixed else extra(1.0)
     if disaggregated:
@@ -145,42 +182,42 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
 
     # the first wave: C prompts at once over the instances, nothing decoding yet
     per_instance = C / instances
-    k_first = numpy.maximum(numpy.minimum(budget, per_instance * I) / I, 1e-9)
-    first_steps = numpy.maximum(1.0, (per_instance / k_first + 1.0) / 2.0
-                                + numpy.maximum(1.0 / k_first - 1.0, 0.0) / 2.0)
-    first_step = numpy.maximum(fixed + numpy.minimum(k_first, per_instance) * delta, H)
+    k_first = xp.maximum(xp.minimum(budget, per_instance * I) / I, 1e-9)
+    first_steps = xp.maximum(1.0, (per_instance / k_first + 1.0) / 2.0
+                                + xp.maximum(1.0 / k_first - 1.0, 0.0) / 2.0)
+    first_step = xp.maximum(fixed + xp.minimum(k_first, per_instance) * delta, H)
     ttft_first = request_overhead_s + first_steps * first_step + (transfer_s if disaggregated else 0.0)
 
     e2e = request_overhead_s + own + (O - 1.0) * tau0
     tau = tau0
     ttft = ttft_first
-    share = numpy.zeros_like(e2e)
+    share = xp.zeros_like(e2e)
     for _ in range(ITERATIONS):
         lam = C / e2e
         if disaggregated:
             tau = tau0
         else:
             m = lam * tau
-            busy = numpy.maximum(-numpy.expm1(-m), 1e-12)  # p = 1 − e^(−m)
-            k = numpy.clip(m / busy, 1.0, k_max)
+            busy = xp.maximum(-xp.expm1(-m), 1e-12)  # p = 1 − e^(−m)
+            k = xp.clip(m / busy, 1.0, k_max)
             per_step = m / k
             tau = 0.5 * tau + 0.5 * (tau0 + per_step * extra(k))
         share = 1.0 - tau0 / tau
         base = request_overhead_s + schedule_lag_steps * tau + own
         if prompts is None:
-            ttft = base + _queue_wait(service, C, e2e)
+            ttft = base + _queue_wait(service, C, e2e, xp)
         else:
-            ttft = _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_spread)
+            ttft = _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_spread, xp)
         e2e = 0.5 * e2e + 0.5 * (ttft + (O - 1.0) * tau)
     e2e = ttft + (O - 1.0) * tau
 
     if prompts is None:
         cycle = e2e
     else:
-        waves = numpy.maximum(numpy.asarray(prompts, dtype=float) / C, 1.0)
-        cycle = e2e + numpy.sqrt(waves) * length_spread / numpy.sqrt(12.0) * O * tau / waves
-    gpus = numpy.asarray(devices, dtype=float)
-    out_gpus = gpus if output_devices is None else numpy.asarray(output_devices, dtype=float)
+        waves = xp.maximum(xp.asarray(prompts, dtype=float) / C, 1.0)
+        cycle = e2e + xp.sqrt(waves) * length_spread / xp.sqrt(12.0) * O * tau / waves
+    gpus = xp.asarray(devices, dtype=float)
+    out_gpus = gpus if output_devices is None else xp.asarray(output_devices, dtype=float)
     return ServingTimes(
         ttft_s=ttft,
         tpot_s=tau,
@@ -191,18 +228,18 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
     )
 
 
-def _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_spread):
+def _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_spread, xp=numpy):
     """Mean TTFT over the K = prompts/C waves of a benchmark (see the module docstring)."""
-    waves = numpy.maximum(numpy.asarray(prompts, dtype=float) / C, 1.0)
-    k_max = int(numpy.ceil(numpy.max(waves)))
+    waves = xp.maximum(xp.asarray(prompts, dtype=float) / C, 1.0)
+    k_max = int(xp.ceil(xp.max(waves)))
     output_spread = length_spread * O * tau
     total = ttft_first + 0.0 * e2e
     departures = C * service
     for k in range(2, k_max + 1):
-        window = numpy.minimum(numpy.sqrt(departures ** 2 + output_spread ** 2), e2e)
-        weight = numpy.clip(waves - (k - 1), 0.0, 1.0)  # a fractional last wave counts in part
-        total = total + weight * (base + _queue_wait(service, C, window))
-        departures = numpy.maximum(window, C * service)
+        window = xp.minimum(xp.sqrt(departures ** 2 + output_spread ** 2), e2e)
+        weight = xp.clip(waves - (k - 1), 0.0, 1.0)  # a fractional last wave counts in part
+        total = total + weight * (base + _queue_wait(service, C, window, xp))
+        departures = xp.maximum(window, C * service)
     return total / waves
 
 

@@ -43,7 +43,7 @@ import attrs
 import numpy
 
 from .hardware import PRECISION_ORDER, HardwareSpec, _family
-from .workload import LayerCost, Step
+from .workload import LayerCost, Step, maximum, minimum
 
 __all__ = [
     "LayerTimes",
@@ -79,14 +79,14 @@ class LayerTimes:
     @property
     def total(self) -> Num:
         """max(compute, weight_memory + other_memory) + overhead + comm."""
-        return numpy.maximum(self.compute, self.weight_memory + self.other_memory) + self.overhead + self.comm
+        return maximum(self.compute, self.weight_memory + self.other_memory) + self.overhead + self.comm
 
 
 def _link_bandwidth(tp, hw: HardwareSpec):
     """Bytes/s one device can move to its all-reduce peers, one way: the switch port's
     bandwidth, or (n−1)/L of it on a mesh of L point-to-point links."""
     if hw.mesh_links:
-        return hw.link_bandwidth * numpy.minimum(numpy.maximum(tp - 1, 1), hw.mesh_links) / hw.mesh_links
+        return hw.link_bandwidth * minimum(maximum(tp - 1, 1), hw.mesh_links) / hw.mesh_links
     return hw.link_bandwidth
 
 
@@ -97,11 +97,11 @@ def allreduce_seconds(payload_bytes, collectives, tp, hw: HardwareSpec):
     cal = hw.calibration
     alpha = hw.link_latency if cal.allreduce_latency is None else cal.allreduce_latency
     bandwidth = _link_bandwidth(tp, hw) * cal.allreduce_efficiency
-    calls = numpy.maximum(collectives, 1)
+    calls = maximum(collectives, 1)
     per_call = payload_bytes / calls
     one_shot = alpha + (tp - 1) * per_call / bandwidth
     two_shot = 2 * alpha + 2.0 * (tp - 1) / tp * per_call / bandwidth
-    return collectives * numpy.minimum(one_shot, two_shot)
+    return collectives * minimum(one_shot, two_shot)
 
 
 def _gemm_rate(cost: LayerCost, hw: HardwareSpec):
@@ -147,8 +147,8 @@ def mixed_layer_seconds(decode: LayerCost, decode_step: Step, prefill: LayerCost
     carries both payloads."""
     a = layer_times(decode, decode_step, hw)
     b = layer_times(prefill, prefill_step, hw)
-    compute = a.compute + b.compute - numpy.minimum(a.tile, b.tile)
-    memory = numpy.maximum(a.weight_memory, b.weight_memory) + a.other_memory + b.other_memory
+    compute = a.compute + b.compute - minimum(a.tile, b.tile)
+    memory = maximum(a.weight_memory, b.weight_memory) + a.other_memory + b.other_memory
     comm = allreduce_seconds(decode.comm_bytes + prefill.comm_bytes,
-                             numpy.maximum(decode.collectives, prefill.collectives), decode_step.tp, hw)
-    return numpy.maximum(compute, memory) + numpy.maximum(a.overhead, b.overhead) + comm
+                             maximum(decode.collectives, prefill.collectives), decode_step.tp, hw)
+    return maximum(compute, memory) + maximum(a.overhead, b.overhead) + comm

@@ -14,9 +14,23 @@ import numpy
 
 from .dtypes import DType, get_dtype
 
-__all__ = ["Step", "LayerCost", "round_int", "COST_FIELDS"]
+__all__ = ["Step", "LayerCost", "round_int", "maximum", "minimum", "COST_FIELDS"]
 
 Int = Any  # int or numpy integer array
+
+
+def maximum(a, b):
+    """numpy.maximum, without numpy's per-call cost when neither side is an array."""
+    if isinstance(a, numpy.ndarray) or isinstance(b, numpy.ndarray):
+        return numpy.maximum(a, b)
+    return a if a >= b else b
+
+
+def minimum(a, b):
+    """numpy.minimum, without numpy's per-call cost when neither side is an array."""
+    if isinstance(a, numpy.ndarray) or isinstance(b, numpy.ndarray):
+        return numpy.minimum(a, b)
+    return a if a <= b else b
 
 
 def round_int(x):

@@ -14,7 +14,7 @@ from .attention import Attention
 from .mlp import GatedMLP, MoE
 from .simple import Embedding, LMHead, RMSNorm
 
-__all__ = ["STANDARD_MODEL_TYPES", "CORE_LAYER_TYPES", "standard_slots", "attention_kwargs"]
+__all__ = ["STANDARD_MODEL_TYPES", "CORE_LAYER_TYPES", "standard_slots", "attention_kwargs", "moe_kwargs"]
 
 STANDARD_MODEL_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe"})
 
@@ -71,12 +71,18 @@ def _mlp(config: ModelConfig, slot: LayerSlot) -> GatedMLP:
                     bias_dtype=config.dtype, bias=bool(config.get("mlp_bias", False)))
 
 
+def moe_kwargs(config: ModelConfig, slot: LayerSlot) -> dict:
+    """Shape and dtype arguments every MoE subclass shares: E experts, top k, expert
+    intermediate, experts in the quantization format unless excluded, the rest in the
+    checkpoint dtype."""
+    return dict(name=slot.name, index=slot.index, hidden=config.hidden_size, experts=config.num_experts,
+                top_k=config.experts_per_token, intermediate=config.moe_intermediate_size,
+                expert_dtype=config.weight_dtype(slot.name + ".experts"), dense_dtype=config.dtype)
+
+
 def _moe(config: ModelConfig, slot: LayerSlot) -> MoE:
     shared = config.shared_expert_intermediate_size or 0
-    return MoE(name=slot.name, index=slot.index, hidden=config.hidden_size, experts=config.num_experts,
-               top_k=config.experts_per_token, intermediate=config.moe_intermediate_size,
-               expert_dtype=config.weight_dtype(slot.name + ".experts"), dense_dtype=config.dtype,
-               shared_intermediate=shared, shared_gate=bool(shared))
+    return MoE(**moe_kwargs(config, slot), shared_intermediate=shared, shared_gate=bool(shared))
 
 
 def _embedding(config: ModelConfig, slot: LayerSlot) -> Embedding:

@@ -27,7 +27,7 @@ import attrs
 
 from mantile_core.layers import Attention, MoE
 from mantile_core.layers.mlp import ACT_FLOPS_PER_ELEMENT
-from mantile_core.layers.standard import attention_kwargs
+from mantile_core.layers.standard import attention_kwargs, moe_kwargs
 from mantile_core.records import LayerSlot, LayerType
 from mantile_core.workload import LayerCost, Step
 
@@ -118,17 +118,7 @@ def build_moe(config, slot: LayerSlot) -> GptOssMoE:
     """The MoE of decoder layer ``slot.index``: ``num_local_experts`` experts, top
     ``num_experts_per_tok``, experts in the quantization format unless excluded (mxfp4 for
     the released checkpoints), router and biases in the checkpoint dtype."""
-    return GptOssMoE(
-        name=slot.name,
-        index=slot.index,
-        hidden=config.hidden_size,
-        experts=config.num_experts,
-        top_k=config.experts_per_token,
-        intermediate=config.moe_intermediate_size,
-        expert_dtype=config.weight_dtype(slot.name + ".experts"),
-        dense_dtype=config.dtype,
-        swiglu_limit=float(config.get("swiglu_limit", DEFAULT_SWIGLU_LIMIT)),
-    )
+    return GptOssMoE(**moe_kwargs(config, slot), swiglu_limit=float(config.get("swiglu_limit", DEFAULT_SWIGLU_LIMIT)))
 
 
 LAYER_TYPES = [

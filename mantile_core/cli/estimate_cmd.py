@@ -50,7 +50,8 @@ def run(args) -> int:
     mem = doc["memory"]
     title = (f"{doc['model']} on {doc['tp']}× {doc['hardware']} (tp {doc['tp']}, ep {doc['ep']}), batch {doc['batch']}, "
              f"{doc['input_len']} in / {doc['output_len']} out, KV {doc['kv_dtype']} {', '.join(f'{m}:{p}' for m, p in doc['kv_policy'].items())}")
-    print_table(title, ["metric", "value"], [
+    print(title)  # one line above the table: a long title is not wrapped to the table's width
+    print_table(None, ["metric", "value"], [
         ("TTFT", f"{doc['ttft_ms']:.2f} ms"),
         ("TPOT", f"{doc['tpot_ms']:.3f} ms"),
         ("throughput per GPU (in+out)", f"{doc['throughput_tok_s_per_gpu']:.1f} tok/s"),

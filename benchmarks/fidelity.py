@@ -65,31 +65,24 @@ def split_table(fitted: dict, held: dict) -> list[str]:
 
 
 def attention_layer_table(hardware: str = "h200", engine: str = "vllm") -> list[str]:
-    """Predicted decode step (µs) of one attention layer, full and sliding, TP1."""
+    """Predicted decode step (µs) of one attention layer, full and sliding, TP1 (the same
+    predictions benchmarks/attention_layer.py compares with a GPU's measurement)."""
+    from attention_layer import BATCHES, CONTEXTS, predicted_us
     from mantile_core import estimate, load_model
 
+    predicted = predicted_us(hardware, engine)
     model = load_model("gpt-oss-120b")
-    batches, contexts = (1, 4, 16, 64, 256), (1024, 4096, 8192, 16384, 32768)
-    rows = {}
-    for batch in batches:
-        for context in contexts:
-            est = estimate(model, hardware, tp=1, batch=batch, input_len=context, output_len=2, context=context,
-                           engine=engine)
-            for (layer, _), seconds in zip(model.unique_layers, est.decode.seconds):
-                if layer.kind == "attention":
-                    rows.setdefault(layer.mask, {})[(batch, context)] = float(seconds) * 1e6
-    hw = est.hardware
-    cal = hw.calibration
+    est = estimate(model, hardware, tp=1, batch=1, input_len=CONTEXTS[0], output_len=2, engine=engine)
+    hw, cal = est.hardware, est.hardware.calibration
+    kernels = next(c.kernels for (layer, _), c in zip(model.unique_layers, est.decode.costs) if layer.kind == "attention")
     lines = [f"**One GPT-OSS-120B attention layer, decode step on {hardware.upper()} ({engine}, TP1, "
              f"{est.kv_dtype} KV)** — predicted µs; kernel overhead {cal.kernel_overhead * 1e6:.2f} µs × "
-             f"{next(c.kernels for (l, _), c in zip(model.unique_layers, est.decode.costs) if l.kind == 'attention')} "
-             f"kernels, HBM {hw.hbm_bandwidth / 1e12:.2f} TB/s × {cal.memory_efficiency:.3f}", ""]
-    for mask, values in rows.items():
-        name = "full" if mask == "causal" else mask
-        lines += [f"{name} layers:", "", "| batch \\ context | " + " | ".join(f"{c // 1024}k" for c in contexts) + " |",
-                  "|---:|" + "---:|" * len(contexts)]
-        for batch in batches:
-            lines.append(f"| {batch} | " + " | ".join(f"{values[(batch, c)]:.0f}" for c in contexts) + " |")
+             f"{kernels} kernels, HBM {hw.hbm_bandwidth / 1e12:.2f} TB/s × {cal.memory_efficiency:.3f}", ""]
+    for name in ("sliding", "full"):
+        lines += [f"{name} layers:", "", "| batch \\ context | " + " | ".join(f"{c // 1024}k" for c in CONTEXTS) + " |",
+                  "|---:|" + "---:|" * len(CONTEXTS)]
+        for batch in BATCHES:
+            lines.append(f"| {batch} | " + " | ".join(f"{predicted[(name, batch, c)]:.0f}" for c in CONTEXTS) + " |")
         lines.append("")
     return lines
 

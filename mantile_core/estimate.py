@@ -18,7 +18,7 @@ from .errors import InputError
 from .hardware import HardwareSpec, get_hardware
 from .model import Model, load_model
 from .plugins import get_plugin_manager
-from .serving import ServingTimes, serve
+from .serving import ServingTimes, phase_serving
 from .timing import layer_seconds
 from .workload import COST_FIELDS, LayerCost, Step
 
@@ -31,7 +31,6 @@ __all__ = [
     "cost_phases",
     "check_parallelism",
     "memory_figures",
-    "serving_times",
     "rope_table_bytes",
     "Settings",
     "resolve_settings",
@@ -107,20 +106,6 @@ def cost_phases(model: Model, hw: HardwareSpec, *, tp, ep, batch, input_len, out
     decode = cost_phase(model, step(batch, 1, context), hw)
     final = cost_phase(model, step(batch, 1, input_len + output_len - 1), hw)
     return Phases(prefill, request_prefill, decode, final)
-
-
-def serving_times(phases: Phases, hw: HardwareSpec, *, batch, input_len, output_len, devices, counts=None,
-                  engine=None, prompts=None, attention_dp=False) -> ServingTimes:
-    """TTFT / TPOT / throughput from one request's prefill and the decode step, each plus the
-    hardware's per-step engine overhead (see :mod:`mantile_core.serving`); arrays allowed.
-    ``counts`` (layers per distinct layer, ``model.unique_layers`` order) lets a prompt share
-    a decode step's weight reads (chunked prefill); ``engine`` an
-    :class:`~mantile_core.engines.EngineProfile`; ``prompts`` a benchmark's prompt count
-    (None: steady state); ``attention_dp`` adds the calibration's attention-DP prompt wait."""
-    from .serving import phase_serving
-
-    return phase_serving(phases, hw, counts=counts, batch=batch, input_len=input_len, output_len=output_len,
-                         devices=devices, engine=engine, prompts=prompts, attention_dp=attention_dp)
 
 
 def rope_table_bytes(model: Model) -> int:
@@ -215,7 +200,7 @@ def evaluate(model: Model, settings: Settings, *, tp, ep, batch, input_len, outp
                          context=context, policies=settings.policies, act_dtype=settings.act_dtype,
                          kv_dtype=settings.kv_dtype, kv_block=settings.kv_block, batch_prefill=batch_prefill)
     counts = tuple(len(positions) for _, positions in model.unique_layers)
-    serving = serving_times(phases, hw, batch=batch, input_len=input_len, output_len=output_len, devices=tp,
+    serving = phase_serving(phases, hw, batch=batch, input_len=input_len, output_len=output_len, devices=tp,
                             counts=counts, engine=settings.engine, prompts=prompts, attention_dp=attention_dp)
     return phases, serving
 

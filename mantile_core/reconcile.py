@@ -235,7 +235,7 @@ def _predict_disaggregated(m, model, hw, dep, I, O, C, prompts) -> dict[str, flo
     token (three passes)."""
     from .engines import get_engine
     from .estimate import estimate
-    from .serving import serve, step_kernels
+    from .serving import host_floor_seconds, serve, step_kernels
 
     engine = get_engine(m.engine)
     budget = engine.max_batched_tokens
@@ -246,7 +246,7 @@ def _predict_disaggregated(m, model, hw, dep, I, O, C, prompts) -> dict[str, flo
     p_one = float(pre.request_prefill.seconds_total) + cal.step_overhead
     p_full = float(pre.prefill.seconds_total) + cal.step_overhead
     delta = (p_full - p_one) / (per_step - 1) if per_step > 1 else p_one
-    host = step_kernels(pre.request_prefill, counts) * cal.eager_kernel_overhead if I > engine.graph_max_tokens else 0.0
+    host = host_floor_seconds(step_kernels(pre.request_prefill, counts), I, engine.graph_max_tokens, cal)
     transfer = float(pre.request_prefill.total.kv_cache_bytes) / pre.hardware.link_bandwidth
     instances = dep["decode_instances"]
     batch = max(1, C // instances)

@@ -63,7 +63,7 @@ from typing import Any
 import attrs
 import numpy
 
-__all__ = ["ServingTimes", "serve", "phase_serving", "prefill_extra_seconds", "BENCHMARK_LENGTH_SPREAD",
+__all__ = ["ServingTimes", "serve", "phase_serving", "host_floor_seconds", "prefill_extra_seconds", "BENCHMARK_LENGTH_SPREAD",
            "ASYNC_SCHEDULING_LAG", "DEFAULT_BUDGET", "DEFAULT_GRAPH_TOKENS"]
 
 BENCHMARK_LENGTH_SPREAD = 0.2 / 0.9
@@ -262,6 +262,12 @@ def step_kernels(phase, counts):
     return sum(n * c.kernels for n, c in zip(counts, phase.costs))
 
 
+def host_floor_seconds(kernels, prompt_tokens, graph_tokens, cal):
+    """H: a step holding more prompt tokens than the engine's CUDA graphs cover launches its
+    ``kernels`` from the host, kernels · ``eager_kernel_overhead`` seconds; 0 otherwise."""
+    return numpy.where(prompt_tokens > graph_tokens, kernels * cal.eager_kernel_overhead, 0.0)
+
+
 def phase_serving(phases, hw, *, counts=None, batch, input_len, output_len, devices, engine=None,
                   prompts=None, attention_dp=False) -> ServingTimes:
     """Serving times of a deployment from its costed steps (``phases.decode``,
@@ -283,9 +289,8 @@ def phase_serving(phases, hw, *, counts=None, batch, input_len, output_len, devi
         delta = prompt
     host = 0.0
     if counts is not None and cal.eager_kernel_overhead:
-        prompt_tokens = input_len + (batch if mixed else 0)
-        host = numpy.where(prompt_tokens > graph_tokens,
-                           step_kernels(phases.decode, counts) * cal.eager_kernel_overhead, 0.0)
+        host = host_floor_seconds(step_kernels(phases.decode, counts), input_len + (batch if mixed else 0),
+                                  graph_tokens, cal)
     return serve(prompt, tau0, batch=batch, input_len=input_len, output_len=output_len, devices=devices,
                  prefill_extra_s=delta,
                  max_batched_tokens=DEFAULT_BUDGET if engine is None else engine.max_batched_tokens,

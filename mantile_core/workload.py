@@ -72,14 +72,16 @@ class Step:
         return self.cached + self.new_tokens
 
     def policy(self, mask: str):
+        from .cache import MASK_PLUGINS
         from .errors import MissingPluginError
 
         try:
             return self.policies[mask]
         except KeyError:
+            plugin = MASK_PLUGINS.get(mask)
             raise MissingPluginError(
                 f"no KV-cache policy for {mask} attention layers is installed"
-                + (": pip install mantile-swa-cache" if mask == "sliding" else "")
+                + (f": pip install {plugin}" if plugin else "")
             ) from None
 
 

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import attrs
 
 from .dtypes import DType, get_dtype
+from . import checks
 from .errors import ConfigError
 
 __all__ = ["ModelConfig", "parse_config", "read_config_file"]
@@ -113,48 +114,62 @@ def read_config_file(path: str | Path) -> dict:
     return data
 
 
-def _require_int(data: Mapping, key: str, where: str, *, positive: bool = True) -> int:
-    if key not in data or data[key] is None:
-        raise ConfigError(f"{where}: required key {key!r} is missing")
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}: {key!r} must be an integer (got {value!r})")
-    if positive and value <= 0:
-        raise ConfigError(f"{where}: {key!r} must be positive (got {value})")
-    return value
-
-
-def _optional_int(data: Mapping, key: str, where: str) -> int | None:
-    if data.get(key) is None:
-        return None
-    return _require_int(data, key, where)
-
-
 def _rope_parameters(data: Mapping, where: str) -> dict:
-    """Normalise old ``rope_scaling``/``rope_theta`` and new ``rope_parameters`` to one dict."""
-    params = data.get("rope_parameters")
-    if params is None:
-        params = dict(data.get("rope_scaling") or {})
+    """Normalise old ``rope_scaling``/``rope_theta`` and new ``rope_parameters`` to one dict;
+    every numeric value must be finite, ``rope_theta`` positive (the rope_type's own plugin
+    checks the rest when the model is built)."""
+    if not _missing_or_null(data, "rope_parameters"):
+        params = dict(checks.get_mapping(data, "rope_parameters", where))
     else:
-        params = dict(params)
-    if not isinstance(params, dict):
-        raise ConfigError(f"{where}: rope_scaling must be an object or null (got {params!r})")
+        params = dict(checks.get_mapping(data, "rope_scaling", where, default={}))
     if "type" in params and "rope_type" not in params:
         params["rope_type"] = params.pop("type")
-    params.setdefault("rope_type", "default")
+    params["rope_type"] = checks.get_str(params, "rope_type", where + " rope_parameters", default="default")
     if "rope_theta" not in params:
-        params["rope_theta"] = data.get("rope_theta", 10000.0)
+        params["rope_theta"] = checks.get_float(data, "rope_theta", where, default=10000.0, positive=True)
     if params["rope_type"] != "default" and "original_max_position_embeddings" not in params \
             and data.get("original_max_position_embeddings") is not None:
         params["original_max_position_embeddings"] = data["original_max_position_embeddings"]
     if "partial_rotary_factor" not in params and data.get("partial_rotary_factor") is not None:
         params["partial_rotary_factor"] = data["partial_rotary_factor"]
+    rope_where = where + " rope_parameters"
+    params["rope_theta"] = checks.get_float(params, "rope_theta", rope_where, positive=True)
+    if params.get("partial_rotary_factor") is not None:
+        params["partial_rotary_factor"] = checks.get_float(params, "partial_rotary_factor", rope_where,
+                                                           positive=True, maximum=1.0)
+    if params.get("original_max_position_embeddings") is not None:
+        params["original_max_position_embeddings"] = checks.get_int(
+            params, "original_max_position_embeddings", rope_where, maximum=checks.MAX_POSITIONS)
+    for key, value in params.items():
+        _check_rope_value(value, key, rope_where)
     return params
 
 
+def _check_rope_value(value: Any, key: str, where: str) -> None:
+    """Rope values are strings, booleans, finite numbers or lists of them (longrope factors)."""
+    if value is None or isinstance(value, (str, bool)):
+        return
+    if isinstance(value, (int, float)):
+        checks.get_float({key: value}, key, where)
+        return
+    if isinstance(value, (list, tuple)) and len(value) <= 1 << 16:
+        for i, item in enumerate(value):
+            _check_rope_value(item, f"{key}[{i}]", where)
+        return
+    if isinstance(value, Mapping) and len(value) <= 64:
+        for sub, item in value.items():
+            _check_rope_value(item, f"{key}.{sub}", where)
+        return
+    raise ConfigError(f"{where}: {key!r} has an unexpected value {value!r:.60}")
+
+
+def _missing_or_null(data: Mapping, key: str) -> bool:
+    return data.get(key) is None
+
+
 def _windows(data: Mapping, num_layers: int, where: str) -> tuple[int | None, ...]:
-    window = data.get("sliding_window")
-    layer_types = data.get("layer_types")
+    window = checks.get_int(data, "sliding_window", where, default=None, maximum=checks.MAX_POSITIONS)
+    layer_types = checks.get_str_list(data, "layer_types", where, default=None)
     if layer_types is not None:
         if len(layer_types) != num_layers:
             raise ConfigError(
@@ -163,9 +178,10 @@ def _windows(data: Mapping, num_layers: int, where: str) -> tuple[int | None, ..
         out = []
         for kind in layer_types:
             if kind == "sliding_attention":
-                if not window:
-                    raise ConfigError(f"{where}: layer_types has sliding_attention but sliding_window is {window!r}")
-                out.append(int(window))
+                if window is None:
+                    raise ConfigError(f"{where}: layer_types has sliding_attention but sliding_window is "
+                                      f"{data.get('sliding_window')!r}")
+                out.append(window)
             elif kind in ("full_attention", "attention"):
                 out.append(None)
             else:
@@ -175,15 +191,17 @@ def _windows(data: Mapping, num_layers: int, where: str) -> tuple[int | None, ..
     # false), then slide the layers i >= max_window_layers (default 28); Qwen3-MoE slides every
     # layer; Mistral/Mixtral have no gate and slide every layer.
     model_type = data.get("model_type")
+    use = checks.get_bool(data, "use_sliding_window", where, default=None)
     gated = "use_sliding_window" in data or model_type in _GATED_FIRST_SLIDING
-    if not window or (gated and not data.get("use_sliding_window")):
+    if window is None or (gated and not use):
         return (None,) * num_layers
-    first = data.get("max_window_layers") if gated else None
+    first = checks.get_int(data, "max_window_layers", where, default=None, minimum=0,
+                           maximum=checks.MAX_LAYERS) if gated else None
     if model_type == "qwen3_moe" or (first is None and model_type in _GATED_FIRST_SLIDING):
         first = _GATED_FIRST_SLIDING[model_type]
     if first is None:
-        return (int(window),) * num_layers
-    return tuple(int(window) if i >= first else None for i in range(num_layers))
+        return (window,) * num_layers
+    return tuple(window if i >= first else None for i in range(num_layers))
 
 
 # model_type -> first sliding layer when use_sliding_window is true and max_window_layers is
@@ -191,67 +209,100 @@ def _windows(data: Mapping, num_layers: int, where: str) -> tuple[int | None, ..
 _GATED_FIRST_SLIDING = {"qwen2": 28, "qwen3": 28, "qwen3_moe": 0}
 
 
-def _moe_layers(data: Mapping, num_layers: int, num_experts: int) -> tuple[bool, ...]:
+def _moe_layers(data: Mapping, num_layers: int, num_experts: int, where: str) -> tuple[bool, ...]:
+    step = checks.get_int(data, "decoder_sparse_step", where, default=1, maximum=checks.MAX_LAYERS)
+    dense = set(checks.get_int_list(data, "mlp_only_layers", where, default=(), maximum=checks.MAX_LAYERS))
+    first_dense = checks.get_int(data, "first_k_dense_replace", where, default=0, minimum=0,
+                                 maximum=checks.MAX_LAYERS)
     if num_experts <= 0:
         return (False,) * num_layers
-    step = data.get("decoder_sparse_step") or 1
-    dense = set(data.get("mlp_only_layers") or ())
-    first_dense = data.get("first_k_dense_replace") or 0
     return tuple(
         i not in dense and i >= first_dense and (i + 1) % step == 0 for i in range(num_layers)
     )
 
 
+# first of these keys present names the number of routed experts
+EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
+QUANT_METHODS = {"mxfp4": "mxfp4", "fp8": "fp8", "nvfp4": "nvfp4", "modelopt": "nvfp4"}
+
+
+def _num_experts(data: Mapping, where: str) -> int:
+    for key in EXPERT_COUNT_KEYS:
+        if data.get(key) is not None:
+            return checks.get_int(data, key, where, minimum=0, maximum=1 << 16)
+    return 0
+
+
+def _quantization(data: Mapping, where: str) -> tuple[str | None, tuple[str, ...]]:
+    quant = checks.get_mapping(data, "quantization_config", where, default={})
+    raw_method = checks.get_str(quant, "quant_method", where + " quantization_config", default=None)
+    if raw_method is None:
+        return None, ()
+    method = QUANT_METHODS.get(raw_method)
+    if method is None:
+        raise ConfigError(f"{where}: quantization method {raw_method!r} is not supported (mxfp4, nvfp4, fp8)")
+    qwhere = where + " quantization_config"
+    skip = checks.get_str_list(quant, "modules_to_not_convert", qwhere, default=None)
+    if skip is None:
+        skip = checks.get_str_list(quant, "ignored_layers", qwhere, default=())
+    return method, tuple(skip)
+
+
 def parse_config(data: Mapping[str, Any], name: str = "model") -> ModelConfig:
-    """Build a ModelConfig from a decoded config.json; ConfigError names the missing key."""
+    """Build a ModelConfig from a config dict in the standard (Llama-style) spelling, checking
+    every key it reads (:mod:`mantile_core.checks`); ConfigError names the key, the value and
+    what is expected. Families with other spellings are normalised first by their plugin's
+    config reader (:func:`mantile_core.model.read_model_config`)."""
     where = f"config {name!r}"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a JSON object, not {type(data).__name__}")
     if "text_config" in data and "hidden_size" not in data:
-        data = {**data["text_config"], "quantization_config": data.get("quantization_config")}
-    model_type = data.get("model_type")
-    if not isinstance(model_type, str) or not model_type:
-        raise ConfigError(f"{where}: required key 'model_type' is missing")
-    hidden = _require_int(data, "hidden_size", where)
-    layers = _require_int(data, "num_hidden_layers", where)
+        text = checks.get_mapping(data, "text_config", where)
+        data = {**text, "quantization_config": data.get("quantization_config")}
+    model_type = checks.get_str(data, "model_type", where)
+    hidden = checks.get_int(data, "hidden_size", where)
+    layers = checks.get_int(data, "num_hidden_layers", where, maximum=checks.MAX_LAYERS)
     # attention-free architectures (Mamba, RWKV) declare no heads: 0, and the core's attention
     # layer types refuse to build without them (layers.standard.attention_kwargs)
-    heads = _optional_int(data, "num_attention_heads", where) or 0
-    kv_heads = _optional_int(data, "num_key_value_heads", where) or heads
+    heads = checks.get_int(data, "num_attention_heads", where, default=0, maximum=1 << 16)
+    kv_heads = checks.get_int(data, "num_key_value_heads", where, default=heads, maximum=1 << 16)
     if heads and heads % kv_heads:
         raise ConfigError(
             f"{where}: num_attention_heads={heads} must be a multiple of num_key_value_heads={kv_heads}"
         )
-    head_dim = _optional_int(data, "head_dim", where)
+    head_dim = checks.get_int(data, "head_dim", where, default=None)
     if head_dim is None and not heads:
         head_dim = 0
     elif head_dim is None:
         if hidden % heads:
             raise ConfigError(f"{where}: head_dim is missing and hidden_size={hidden} is not divisible by num_attention_heads={heads}")
         head_dim = hidden // heads
-    vocab = _require_int(data, "vocab_size", where)
-    num_experts = data.get("num_local_experts") or data.get("num_experts") or data.get("n_routed_experts") or 0
-    experts_per_token = data.get("num_experts_per_tok") or 0
+    vocab = checks.get_int(data, "vocab_size", where)
+    num_experts = _num_experts(data, where)
+    experts_per_token = checks.get_int(data, "num_experts_per_tok", where, default=0, minimum=0, maximum=1 << 16)
     if num_experts and not experts_per_token:
-        raise ConfigError(f"{where}: an MoE config needs 'num_experts_per_tok'")
+        raise ConfigError(f"{where}: an MoE config needs 'num_experts_per_tok' >= 1")
     if num_experts and experts_per_token > num_experts:
         raise ConfigError(f"{where}: num_experts_per_tok={experts_per_token} exceeds the {num_experts} experts")
-    intermediate = _optional_int(data, "intermediate_size", where)
-    moe_intermediate = _optional_int(data, "moe_intermediate_size", where)
+    intermediate = checks.get_int(data, "intermediate_size", where, default=None)
+    moe_intermediate = checks.get_int(data, "moe_intermediate_size", where, default=None)
     if num_experts and moe_intermediate is None:
         moe_intermediate = intermediate
-    moe_layers = _moe_layers(data, layers, num_experts)
+    moe_layers = _moe_layers(data, layers, num_experts, where)
     if not all(moe_layers) and intermediate is None:
         raise ConfigError(f"{where}: required key 'intermediate_size' is missing")
     if num_experts and moe_intermediate is None:
         raise ConfigError(f"{where}: required key 'moe_intermediate_size' is missing")
-    quant = data.get("quantization_config") or {}
-    quant_method = quant.get("quant_method") if isinstance(quant, Mapping) else None
-    if quant_method is not None:
-        quant_method = {"mxfp4": "mxfp4", "fp8": "fp8", "nvfp4": "nvfp4", "modelopt": "nvfp4"}.get(quant_method)
-        if quant_method is None:
-            raise ConfigError(f"{where}: quantization method {quant.get('quant_method')!r} is not supported (mxfp4, nvfp4, fp8)")
-    skip = tuple(quant.get("modules_to_not_convert") or quant.get("ignored_layers") or ()) if quant_method else ()
-    dtype = get_dtype(data.get("torch_dtype") or data.get("dtype") or "bfloat16")
-    max_pos = data.get("max_position_embeddings") or 4096
+    # 0 means "no shared expert" (Qwen3-Coder-480B-A35B publishes it so)
+    shared = checks.get_int(data, "shared_expert_intermediate_size", where, default=None, minimum=0)
+    quant_method, skip = _quantization(data, where)
+    dtype_name = checks.get_str(data, "torch_dtype", where, default=None) or checks.get_str(
+        data, "dtype", where, default="bfloat16")
+    try:
+        dtype = get_dtype(dtype_name)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: 'torch_dtype': {exc}") from None
+    max_pos = checks.get_int(data, "max_position_embeddings", where, default=4096, maximum=checks.MAX_POSITIONS)
     return ModelConfig(
         name=name,
         model_type=model_type,
@@ -262,14 +313,14 @@ def parse_config(data: Mapping[str, Any], name: str = "model") -> ModelConfig:
         head_dim=head_dim,
         vocab_size=vocab,
         intermediate_size=intermediate,
-        max_position_embeddings=int(max_pos),
-        tie_word_embeddings=bool(data.get("tie_word_embeddings", False)),
+        max_position_embeddings=max_pos,
+        tie_word_embeddings=checks.get_bool(data, "tie_word_embeddings", where, default=False),
         rope=_freeze(_rope_parameters(data, where)),
         windows=_windows(data, layers, where),
-        num_experts=int(num_experts),
-        experts_per_token=int(experts_per_token),
+        num_experts=num_experts,
+        experts_per_token=experts_per_token,
         moe_intermediate_size=moe_intermediate,
-        shared_expert_intermediate_size=_optional_int(data, "shared_expert_intermediate_size", where),
+        shared_expert_intermediate_size=shared or None,
         moe_layers=moe_layers,
         dtype=dtype,
         quant_method=quant_method,

@@ -64,7 +64,21 @@ def test_moe_keys_spellings():
 @pytest.mark.parametrize("change,message", [
     ({"hidden_size": None}, "required key 'hidden_size' is missing"),
     ({"num_key_value_heads": 3}, "num_attention_heads=8 must be a multiple of num_key_value_heads=3"),
-    ({"vocab_size": -3}, "'vocab_size' must be positive"),
+    ({"vocab_size": -3}, r"'vocab_size' must be an integer in \[1, 16777216\] \(got -3\)"),
+    ({"vocab_size": 2**70}, r"'vocab_size' must be an integer in \[1, 16777216\] \(got 1180591620717411303424\)"),
+    ({"num_experts": 8, "num_experts_per_tok": -1}, r"'num_experts_per_tok' must be an integer in \[0, 65536\] \(got -1\)"),
+    ({"tie_word_embeddings": "false"}, r"'tie_word_embeddings' must be true or false \(got 'false'\)"),
+    ({"sliding_window": 0.5}, r"'sliding_window' must be an integer in \[1, 1099511627776\] \(got 0.5\)"),
+    ({"rope_theta": "abc"}, r"'rope_theta' must be a finite number > 0 \(got 'abc'\)"),
+    ({"rope_theta": float("nan")}, r"'rope_theta' must be a finite number > 0 \(got nan\)"),
+    ({"layer_types": 5}, r"'layer_types' must be a list \(got 5\)"),
+    ({"hidden_size": 64.5}, r"'hidden_size' must be an integer in \[1, 16777216\] \(got 64.5\)"),
+    ({"hidden_size": True}, r"'hidden_size' must be an integer"),
+    ({"max_position_embeddings": 0}, r"'max_position_embeddings' must be an integer in \[1, "),
+    ({"rope_scaling": "yarn"}, r"'rope_scaling' must be an object \(got 'yarn'\)"),
+    ({"rope_scaling": {"rope_type": "linear", "factor": float("inf")}}, r"'factor' must be a finite number"),
+    ({"torch_dtype": "float7"}, r"'torch_dtype': unknown dtype 'float7'"),
+    ({"quantization_config": [1]}, r"'quantization_config' must be an object"),
     ({"num_hidden_layers": "four"}, "'num_hidden_layers' must be an integer"),
     ({"model_type": None}, "required key 'model_type' is missing"),
     ({"layer_types": ["full_attention"]}, "layer_types has 1 entries"),
@@ -75,6 +89,13 @@ def test_bad_configs(change, message):
     data = {k: v for k, v in data.items() if v is not None}
     with pytest.raises(ConfigError, match=message):
         parse_config(data, name="t")
+
+
+def test_integral_float_reads_as_int_and_shared_expert_zero_means_none():
+    c = cfg(hidden_size=64.0, num_experts=8, num_experts_per_tok=2, moe_intermediate_size=32,
+            shared_expert_intermediate_size=0)
+    assert c.hidden_size == 64 and isinstance(c.hidden_size, int)
+    assert c.shared_expert_intermediate_size is None
 
 
 def test_malformed_and_missing_files(tmp_path):

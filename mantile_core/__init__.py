@@ -15,6 +15,7 @@ from .errors import (
     PluginConflictError,
     UnknownHardwareError,
     UnknownModelError,
+    UnsupportedModelError,
 )
 from .hookspecs import hookimpl
 from .plugins import get_plugin_manager
@@ -43,4 +44,5 @@ __all__ = [
     "PluginConflictError",
     "UnknownHardwareError",
     "UnknownModelError",
+    "UnsupportedModelError",
 ]

@@ -14,6 +14,7 @@ __all__ = [
     "ParallelismError",
     "InputError",
     "MissingPluginError",
+    "UnsupportedModelError",
     "PluginConflictError",
 ]
 
@@ -44,6 +45,10 @@ class InputError(MantileError):
 
 class MissingPluginError(MantileError):
     """The model needs something only a plugin that is not installed provides."""
+
+
+class UnsupportedModelError(MissingPluginError):
+    """A model_type that no installed plugin (and no plugin of this checkout) supports."""
 
 
 class PluginConflictError(MantileError):

@@ -19,6 +19,20 @@ __all__ = ["hookimpl", "PROJECT"]
 
 
 @hookspec
+def mantile_config_readers():
+    """Config reading: yield :class:`mantile_core.records.ConfigReader` records. A reader owns
+    the ``model_types`` it lists (two readers claiming one model_type is a conflict) and turns
+    their config.json into the standard spelling before the core checks and parses it; the
+    core recognises a config's model_type before it reads any other key. Example::
+
+        @hookimpl
+        def mantile_config_readers():
+            return [ConfigReader("gpt2", {"gpt2"}, read=lambda raw, where: {
+                **raw, "hidden_size": checks.get_int(raw, "n_embd", where), ...})]
+    """
+
+
+@hookspec
 def mantile_layer_types():
     """Layer construction: yield :class:`mantile_core.records.LayerType` records.
 

@@ -1,6 +1,9 @@
 """``load_model``: a bundled name or a config.json path to a :class:`Model` of built layers.
 
-Everything the model needs from plugins (a layer type per kind, its rope_type, a cache policy
+The model_type is recognised first (:func:`read_model_config`): a type no installed plugin
+claims fails naming the type (and the plugin to install, when one is known) before any other
+key is read; the type's config reader, if any, then normalises the family's spelling and the
+core checks every standard key. Everything the model needs from plugins (a layer type per kind, its rope_type, a cache policy
 for sliding layers) is checked here, and all that is missing is reported in one
 MissingPluginError naming what to install.
 """
@@ -13,16 +16,20 @@ from pathlib import Path
 import attrs
 
 from .cache import MASK_PLUGINS
+from . import checks
 from .config import ModelConfig, parse_config, read_config_file
-from .errors import ConfigError, MissingPluginError, UnknownModelError
+from .errors import ConfigError, MantileError, MissingPluginError, UnknownModelError, UnsupportedModelError
 from .layers.base import Layer
 from .layers.standard import standard_slots
 from .plugins import get_plugin_manager
 from .rope import ROPE_PLUGINS
 
-__all__ = ["Model", "load_model", "bundled_models", "MODEL_TYPE_PLUGINS", "build_layers"]
+__all__ = ["Model", "load_model", "bundled_models", "MODEL_TYPE_PLUGINS", "build_layers",
+           "read_model_config", "supported_model_types"]
 
 DATA = Path(__file__).parent / "data" / "models"
+# model_type -> the checkout's plugin distribution that supports it (for install hints when it
+# is not installed); every plugin of this checkout lists its model types here
 MODEL_TYPE_PLUGINS = {"gpt_oss": "mantile-gpt-oss-attention"}
 
 
@@ -82,6 +89,83 @@ def _resolve(name_or_path: str | Path) -> tuple[dict, str]:
     )
 
 
+def supported_model_types(registries=None) -> dict[str, tuple[str, ...]]:
+    """model_type -> the installed distributions that claim it (through a config reader, a
+    model layout or a model-specific layer type), sorted."""
+    registries = registries or get_plugin_manager().registries
+    claims: dict[str, set[str]] = {}
+    for registry, records in (("config_readers", registries.config_readers), ("layouts", registries.layouts),
+                              ("layer_types", registries.layer_types)):
+        for name, record in records.items():
+            for model_type in record.model_types:
+                claims.setdefault(model_type, set()).add(registries.owners[(registry, name)])
+    return {mt: tuple(sorted(owners)) for mt, owners in sorted(claims.items())}
+
+
+def _other_needs(data: dict, registries) -> list[str]:
+    """Best-effort: the rope and sliding-cache plugins a config will also need (so one message
+    names everything to install); never raises on odd values."""
+    needs = []
+    rope = data.get("rope_parameters") or data.get("rope_scaling") or {}
+    rope_type = rope.get("rope_type", rope.get("type")) if isinstance(rope, dict) else None
+    if isinstance(rope_type, str) and rope_type not in registries.rope_scalings and rope_type in ROPE_PLUGINS:
+        needs.append(ROPE_PLUGINS[rope_type])
+    layer_types = data.get("layer_types")
+    sliding = data.get("sliding_window") is not None and (
+        not isinstance(layer_types, list) or "sliding_attention" in layer_types)
+    if sliding and "sliding" not in {p.mask for p in registries.cache_policies.values()}:
+        needs.append(MASK_PLUGINS["sliding"])
+    return needs
+
+
+def _unsupported(model_type: str, where: str, supported: dict[str, tuple[str, ...]], data: dict,
+                 registries) -> MantileError:
+    plugin = MODEL_TYPE_PLUGINS.get(model_type)
+    if plugin:
+        plugins = [plugin] + [p for p in _other_needs(data, registries) if p != plugin]
+        return MissingPluginError(f"{where}: model_type {model_type!r} needs {', '.join(plugins)}, not installed: "
+                                  f"pip install {' '.join(plugins)}")
+    by_owner: dict[str, list[str]] = {}
+    for mt, owners in supported.items():
+        for owner in owners:
+            by_owner.setdefault(owner, []).append(mt)
+    covered = "; ".join(f"{owner}: {', '.join(types)}" for owner, types in sorted(by_owner.items()))
+    return UnsupportedModelError(f"{where}: model_type {model_type!r} is not supported by the installed plugins "
+                                 f"({covered}; see `mantile models`)")
+
+
+def read_model_config(data: dict, name: str = "model") -> ModelConfig:
+    """Recognise the model_type, run its config reader (if a plugin provides one), then check
+    and parse the standard keys. A multimodal wrapper whose own model_type no plugin claims is
+    read from its ``text_config``."""
+    where = f"config {name!r}"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a JSON object, not {type(data).__name__}")
+    registries = get_plugin_manager().registries
+    supported = supported_model_types(registries)
+    model_type = checks.get_str(data, "model_type", where)
+    if model_type not in supported and data.get("text_config") is not None:
+        text = checks.get_mapping(data, "text_config", where)
+        data = {**text, "quantization_config": data.get("quantization_config")}
+        model_type = checks.get_str(data, "model_type", where + " text_config")
+    if model_type not in supported:
+        raise _unsupported(model_type, where, supported, data, registries)
+    readers = [r for r in registries.config_readers.values() if model_type in r.model_types]
+    if readers:
+        reader = readers[0]
+        try:
+            data = reader.read(dict(data), where)
+        except MantileError:
+            raise
+        except Exception as exc:  # a reader's bug must still be one line, naming the reader
+            owner = registries.owners[("config_readers", reader.name)]
+            raise ConfigError(f"{where}: the {reader.name!r} config reader ({owner}) failed: "
+                              f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: the {reader.name!r} config reader returned {type(data).__name__}, not a dict")
+    return parse_config(data, name=name)
+
+
 def _pick_type(types, kind: str, config: ModelConfig, registries):
     candidates = [t for t in types if t.kind == kind]
     specific = [t for t in candidates if t.matches(config)]
@@ -117,8 +201,11 @@ def build_layers(config: ModelConfig) -> tuple[Layer, ...]:
             continue
         try:
             layer = layer_type.build(config, slot)
-        except (KeyError, TypeError) as exc:
-            raise ConfigError(f"config {config.name!r}: cannot build {slot.name} ({layer_type.name}): {exc}") from None
+        except MantileError:
+            raise
+        except Exception as exc:  # a config the layer type cannot handle: one line, never a traceback
+            raise ConfigError(f"config {config.name!r}: cannot build {slot.name} ({layer_type.name}): "
+                              f"{type(exc).__name__}: {exc}") from None
         layers.append(attrs.evolve(layer, type=layer_type.name))
     rope_type = config.rope_parameters.get("rope_type", "default")
     if rope_type not in registries.rope_scalings:
@@ -141,5 +228,5 @@ def build_layers(config: ModelConfig) -> tuple[Layer, ...]:
 def load_model(name_or_path: str | Path) -> Model:
     """Load a bundled model by name or a Hugging Face config.json (file or its directory)."""
     data, name = _resolve(name_or_path)
-    config = parse_config(data, name=name)
+    config = read_model_config(data, name=name)
     return Model(config=config, layers=build_layers(config))

@@ -38,6 +38,7 @@ CORE_DISTRIBUTION = "mantile-core"
 
 # hook name -> (registry attribute, the record field that keys it)
 REGISTRY_HOOKS: dict[str, tuple[str, str]] = {
+    "mantile_config_readers": ("config_readers", "name"),
     "mantile_layer_types": ("layer_types", "name"),
     "mantile_model_layouts": ("layouts", "name"),
     "mantile_rope_scalings": ("rope_scalings", "rope_type"),
@@ -63,6 +64,7 @@ class Registries:
     """Every record the plugins yield, keyed by name and sorted; ``owners[(registry, name)]`` is
     the distribution that provided it."""
 
+    config_readers: dict[str, Any]
     layer_types: dict[str, Any]
     layouts: dict[str, Any]
     rope_scalings: dict[str, Any]
@@ -128,8 +130,23 @@ class MantilePluginManager(pluggy.PluginManager):
                         )
                     tables[registry][name] = record
                     owners[(registry, name)] = distribution
+        _check_reader_claims(tables["config_readers"], owners)
         sorted_tables = {reg: dict(sorted(t.items())) for reg, t in tables.items()}
         return Registries(**sorted_tables, owners=owners)
+
+
+def _check_reader_claims(readers: dict[str, Any], owners: dict[tuple[str, str], str]) -> None:
+    """Two config readers may not own one model_type: PluginConflictError naming both."""
+    claimed: dict[str, str] = {}
+    for name, reader in readers.items():
+        for model_type in sorted(reader.model_types):
+            if model_type in claimed:
+                first = claimed[model_type]
+                raise PluginConflictError(
+                    f"model_type {model_type!r} is read by both {first} ({owners[('config_readers', first)]}) "
+                    f"and {name} ({owners[('config_readers', name)]}): uninstall one of them"
+                )
+            claimed[model_type] = name
 
 
 def _env_list(name: str) -> list[str] | None:

@@ -12,6 +12,7 @@ import attrs
 import numpy
 
 __all__ = [
+    "ConfigReader",
     "LayerSlot",
     "LayerType",
     "ModelLayout",
@@ -21,6 +22,26 @@ __all__ = [
     "ValidationCase",
     "ValidationOutcome",
 ]
+
+
+@attrs.frozen
+class ConfigReader:
+    """Reads the config.json of the model types it owns into the standard spelling.
+
+    ``read(raw, where)`` gets the decoded config.json (a dict; ``where`` is the prefix for
+    error messages, "config 'name'") and returns a dict in the standard (Llama-style
+    transformers) spelling the core parses: ``hidden_size``, ``num_hidden_layers``,
+    ``num_attention_heads``, ``num_key_value_heads``, ``head_dim``, ``intermediate_size``,
+    ``vocab_size``, ``max_position_embeddings``, ``tie_word_embeddings``, rope keys, MoE keys,
+    ``torch_dtype``, ``quantization_config``. Keys the plugin's own layers need stay in the
+    returned dict (they read them from ``config.raw``); the reader checks them with
+    :mod:`mantile_core.checks` and raises ConfigError on bad values.
+    """
+
+    name: str
+    model_types: frozenset[str] = attrs.field(converter=frozenset)
+    read: Callable[[dict, str], dict]
+    description: str = ""
 
 
 @attrs.frozen

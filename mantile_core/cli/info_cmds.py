@@ -1,4 +1,4 @@
-"""``mantile layers``, ``mantile plugins`` and ``mantile hardware``."""
+"""``mantile layers``, ``mantile plugins``, ``mantile models`` and ``mantile hardware``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ def register(sub) -> None:
     p = sub.add_parser("plugins", help="installed plugins and what each provides")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_plugins)
+    p = sub.add_parser("models", help="model types the installed plugins support, and bundled models",
+                       description="Every model_type the installed plugins support (and which distribution "
+                                   "provides it), the model types of this checkout's plugins that are not "
+                                   "installed, and the bundled model names.")
+    p.add_argument("--json", action="store_true", help="print the documented JSON document instead of tables")
+    p.set_defaults(run=run_models)
     p = sub.add_parser("hardware", help="known accelerators and their figures")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_hardware)
@@ -86,6 +92,40 @@ def run_plugins(args) -> int:
     if doc["conflict"]:
         print(f"conflict: {doc['conflict']}")
         return 2
+    return 0
+
+
+def models_document() -> dict:
+    """Supported model types with their providers, known types whose plugin is missing, and
+    the bundled models with their model_type."""
+    from ..model import MODEL_TYPE_PLUGINS, bundled_models, supported_model_types
+    from ..config import read_config_file
+    from ..model import DATA
+
+    supported = supported_model_types()
+    missing = {mt: plugin for mt, plugin in sorted(MODEL_TYPE_PLUGINS.items()) if mt not in supported}
+    bundled = []
+    for name in bundled_models():
+        model_type = read_config_file(DATA / f"{name}.json").get("model_type")
+        bundled.append({"name": name, "model_type": model_type, "supported": model_type in supported})
+    return {"model_types": [{"model_type": mt, "provided_by": list(owners)} for mt, owners in supported.items()],
+            "not_installed": [{"model_type": mt, "plugin": plugin} for mt, plugin in missing.items()],
+            "bundled": bundled}
+
+
+def run_models(args) -> int:
+    doc = models_document()
+    if args.json:
+        print_json(doc)
+        return 0
+    print_table("model types the installed plugins support", ["model_type", "provided by"],
+                [(m["model_type"], ", ".join(m["provided_by"])) for m in doc["model_types"]], right=[False, False])
+    if doc["not_installed"]:
+        print_table("model types whose plugin is not installed", ["model_type", "install"],
+                    [(m["model_type"], m["plugin"]) for m in doc["not_installed"]], right=[False, False])
+    print_table("bundled models", ["name", "model_type", "loads"],
+                [(b["name"], b["model_type"], "yes" if b["supported"] else "plugin missing") for b in doc["bundled"]],
+                right=[False, False, False])
     return 0
 
 

@@ -79,8 +79,14 @@ class ModelConfig:
         return SLIDING if self.windows[index] is not None else CAUSAL
 
     def get(self, key: str, default: Any = None) -> Any:
-        """A raw config key (for plugins reading architecture-specific fields)."""
+        """A raw config key, unchecked; prefer :mod:`mantile_core.checks` with :attr:`where`:
+        ``checks.get_bool(config.raw, "attention_bias", config.where, default=False)``."""
         return self.raw.get(key, default)
+
+    @property
+    def where(self) -> str:
+        """The prefix of this config's error messages: "config 'name'"."""
+        return f"config {self.name!r}"
 
     def weight_dtype(self, module: str, *, quantizable: bool = True) -> DType:
         """Storage dtype of a linear weight in ``module`` ("model.layers.0.mlp.experts"):

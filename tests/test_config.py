@@ -118,3 +118,12 @@ def test_top_level_original_max_position_joins_rope_parameters():
     c = cfg(rope_scaling={"rope_type": "linear", "factor": 2.0}, original_max_position_embeddings=4096)
     assert c.rope_parameters["original_max_position_embeddings"] == 4096
     assert "original_max_position_embeddings" not in cfg(original_max_position_embeddings=4096).rope_parameters
+
+
+def test_layer_flags_are_json_booleans(mantile_plugins, tmp_path):
+    """attention_bias / mlp_bias read by the core's layers: the string "false" is refused, not true."""
+    mantile_plugins()
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**BASE, "attention_bias": "false"}))
+    with pytest.raises(ConfigError, match=r"'attention_bias' must be true or false \(got 'false'\)"):
+        mantile_core.load_model(path)

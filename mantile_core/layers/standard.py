@@ -6,6 +6,7 @@ follows ``attention_bias`` / ``mlp_bias``, Qwen3 has q/k RMSNorm and ``attention
 
 from __future__ import annotations
 
+from .. import checks
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..records import LayerSlot, LayerType
@@ -58,7 +59,7 @@ def attention_kwargs(config: ModelConfig, slot: LayerSlot) -> dict:
 
 def _attention(config: ModelConfig, slot: LayerSlot) -> Attention:
     mt = config.model_type
-    flag = bool(config.get("attention_bias", False))
+    flag = checks.get_bool(config.raw, "attention_bias", config.where, default=False)
     qkv_bias = mt in ("qwen2", "qwen2_moe") or (flag and mt in ("llama", "qwen3", "qwen3_moe"))
     o_bias = flag and mt in ("llama", "qwen3", "qwen3_moe")
     return Attention(**attention_kwargs(config, slot), q_bias=qkv_bias, k_bias=qkv_bias, v_bias=qkv_bias,
@@ -68,7 +69,7 @@ def _attention(config: ModelConfig, slot: LayerSlot) -> Attention:
 def _mlp(config: ModelConfig, slot: LayerSlot) -> GatedMLP:
     return GatedMLP(name=slot.name, index=slot.index, hidden=config.hidden_size,
                     intermediate=config.intermediate_size, weight_dtype=config.weight_dtype(slot.name),
-                    bias_dtype=config.dtype, bias=bool(config.get("mlp_bias", False)))
+                    bias_dtype=config.dtype, bias=checks.get_bool(config.raw, "mlp_bias", config.where, default=False))
 
 
 def moe_kwargs(config: ModelConfig, slot: LayerSlot) -> dict:

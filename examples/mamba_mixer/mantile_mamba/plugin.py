@@ -13,7 +13,7 @@ Importing this module imports neither numpy nor torch: the records are built on 
 
 from __future__ import annotations
 
-from mantile_core import hookimpl
+from mantile_core import checks, hookimpl
 
 __all__ = ["mantile_layer_types", "mantile_model_layouts", "mantile_validation_cases", "MODEL_TYPES"]
 
@@ -24,23 +24,26 @@ def build_mixer(config, slot):
     """A :class:`MambaMixer` from a Hugging Face ``MambaConfig`` (config.json keys)."""
     from .mixer import MambaMixer
 
+    raw, where = config.raw, config.where  # every key read through mantile_core.checks
     hidden = config.hidden_size
-    intermediate = config.intermediate_size or int(config.get("expand", 2) * hidden)
-    dt_rank = config.get("time_step_rank", "auto")
+    intermediate = config.intermediate_size or checks.get_int(raw, "expand", where, default=2) * hidden
+    dt_rank = raw.get("time_step_rank", "auto")
     if dt_rank == "auto":
         dt_rank = -(-hidden // 16)  # MambaConfig: ceil(hidden / 16)
+    else:
+        dt_rank = checks.get_int(raw, "time_step_rank", where)
     return MambaMixer(
         name=slot.name,
         index=slot.index,
         hidden=hidden,
         intermediate=intermediate,
-        state=int(config.get("state_size", 16)),
-        conv_kernel=int(config.get("conv_kernel", 4)),
-        dt_rank=int(dt_rank),
+        state=checks.get_int(raw, "state_size", where, default=16),
+        conv_kernel=checks.get_int(raw, "conv_kernel", where, default=4, maximum=1024),
+        dt_rank=dt_rank,
         weight_dtype=config.weight_dtype(slot.name),
         dtype=config.dtype,
-        use_bias=bool(config.get("use_bias", False)),
-        conv_bias=bool(config.get("use_conv_bias", True)),
+        use_bias=checks.get_bool(raw, "use_bias", where, default=False),
+        conv_bias=checks.get_bool(raw, "use_conv_bias", where, default=True),
     )
 
 
@@ -50,7 +53,7 @@ def build_lm_head(config, slot):
 
     return LMHead(name=slot.name, index=slot.index, vocab=config.vocab_size, hidden=config.hidden_size,
                   dtype=config.weight_dtype(slot.name, quantizable=False),
-                  tied=bool(config.get("tie_word_embeddings", True)))
+                  tied=checks.get_bool(config.raw, "tie_word_embeddings", config.where, default=True))
 
 
 def mamba_slots(config):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import attrs
 
+from mantile_core import checks
 from mantile_core.layers import Attention, MoE
 from mantile_core.layers.mlp import ACT_FLOPS_PER_ELEMENT
 from mantile_core.layers.standard import attention_kwargs, moe_kwargs
@@ -110,7 +111,7 @@ class GptOssMoE(MoE):
 def build_attention(config, slot: LayerSlot) -> GptOssAttention:
     """The attention of decoder layer ``slot.index``: sliding or full per ``layer_types``;
     biases per ``attention_bias`` (GPT-OSS: true)."""
-    bias = bool(config.get("attention_bias", True))
+    bias = checks.get_bool(config.raw, "attention_bias", config.where, default=True)
     return GptOssAttention(**attention_kwargs(config, slot), q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias)
 
 
@@ -118,7 +119,8 @@ def build_moe(config, slot: LayerSlot) -> GptOssMoE:
     """The MoE of decoder layer ``slot.index``: ``num_local_experts`` experts, top
     ``num_experts_per_tok``, experts in the quantization format unless excluded (mxfp4 for
     the released checkpoints), router and biases in the checkpoint dtype."""
-    return GptOssMoE(**moe_kwargs(config, slot), swiglu_limit=float(config.get("swiglu_limit", DEFAULT_SWIGLU_LIMIT)))
+    return GptOssMoE(**moe_kwargs(config, slot), swiglu_limit=checks.get_float(config.raw, "swiglu_limit", config.where,
+                                                                          default=DEFAULT_SWIGLU_LIMIT, positive=True))
 
 
 LAYER_TYPES = [

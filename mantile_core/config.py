@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from .dtypes import DType, get_dtype
+from .dtypes import DType, block_scaled, get_dtype
 from . import checks
 from .errors import ConfigError
 
@@ -64,6 +64,7 @@ class ModelConfig:
     quant_method: str | None
     quant_skip: tuple[str, ...]
     raw: Mapping[str, Any] = attrs.field(eq=False, hash=False, repr=False)
+    quant_dtype: DType | None = None  # the quantized weights' storage (block scales included)
 
     @property
     def rope_parameters(self) -> dict:
@@ -99,7 +100,7 @@ class ModelConfig:
                 return self.dtype
             if fnmatch.fnmatch(module, pattern + ".*"):
                 return self.dtype
-        return get_dtype(self.quant_method)
+        return self.quant_dtype or get_dtype(self.quant_method)
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -239,11 +240,12 @@ def _num_experts(data: Mapping, where: str) -> int:
     return 0
 
 
-def _quantization(data: Mapping, where: str) -> tuple[str | None, tuple[str, ...]]:
+def _quantization(data: Mapping, where: str) -> tuple[str | None, tuple[str, ...], DType | None]:
+    """(method, modules kept in the checkpoint dtype, block-scaled storage dtype or None)."""
     quant = checks.get_mapping(data, "quantization_config", where, default={})
     raw_method = checks.get_str(quant, "quant_method", where + " quantization_config", default=None)
     if raw_method is None:
-        return None, ()
+        return None, (), None
     method = QUANT_METHODS.get(raw_method)
     if method is None:
         raise ConfigError(f"{where}: quantization method {raw_method!r} is not supported (mxfp4, nvfp4, fp8)")
@@ -251,7 +253,19 @@ def _quantization(data: Mapping, where: str) -> tuple[str | None, tuple[str, ...
     skip = checks.get_str_list(quant, "modules_to_not_convert", qwhere, default=None)
     if skip is None:
         skip = checks.get_str_list(quant, "ignored_layers", qwhere, default=())
-    return method, tuple(skip)
+    block = _block_scaled_dtype(quant, qwhere) if method == "fp8" else None
+    return method, tuple(skip), block
+
+
+def _block_scaled_dtype(quant: Mapping, qwhere: str) -> DType | None:
+    """fp8 with ``weight_block_size`` [rows, cols] (DeepSeek-V3, Qwen3-FP8): one float32
+    ``weight_scale_inv`` per block of each quantized matrix; None without a block size."""
+    block = checks.get_int_list(quant, "weight_block_size", qwhere, default=None, length=2, minimum=1,
+                                maximum=checks.MAX_DIM)
+    if block is None:
+        return None
+    fmt = checks.get_str(quant, "fmt", qwhere, default="fp8")
+    return block_scaled(fmt, (block[0], block[1]))
 
 
 def parse_config(data: Mapping[str, Any], name: str = "model") -> ModelConfig:
@@ -301,7 +315,7 @@ def parse_config(data: Mapping[str, Any], name: str = "model") -> ModelConfig:
         raise ConfigError(f"{where}: required key 'moe_intermediate_size' is missing")
     # 0 means "no shared expert" (Qwen3-Coder-480B-A35B publishes it so)
     shared = checks.get_int(data, "shared_expert_intermediate_size", where, default=None, minimum=0)
-    quant_method, skip = _quantization(data, where)
+    quant_method, skip, quant_dtype = _quantization(data, where)
     dtype_name = checks.get_str(data, "torch_dtype", where, default=None) or checks.get_str(
         data, "dtype", where, default="bfloat16")
     try:
@@ -331,5 +345,6 @@ def parse_config(data: Mapping[str, Any], name: str = "model") -> ModelConfig:
         dtype=dtype,
         quant_method=quant_method,
         quant_skip=skip,
+        quant_dtype=quant_dtype,
         raw=dict(data),
     )

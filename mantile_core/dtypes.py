@@ -4,6 +4,15 @@
 ``scale_bits`` per ``block`` elements (mxfp4: 4 bits + an 8-bit scale per 32 elements, i.e.
 4.25 bits; nvfp4: 4 bits + an 8-bit scale per 16, i.e. 4.5 bits). Works element-wise on numpy
 integer arrays too.
+
+Block-scaled matrices (DeepSeek-V3's fp8 checkpoints, ``quantization_config.weight_block_size``
+[128, 128]) carry one ``scale_bits`` scale per (rows × cols) ``tile`` of each weight matrix:
+``DType.matrix_nbytes(out, in, count)`` = count·(ceil(out·in·bits/8) +
+ceil(out/128)·ceil(in/128)·scale_bits/8), e.g. a 7168 × 2048 fp8 weight holds 14,680,064 bytes
+plus 56·16 float32 ``weight_scale_inv`` values (3,584 bytes). Their size depends on the matrix
+shapes, not on the element count alone, so :meth:`DType.nbytes` refuses a tiled dtype
+(a MantileError, never a silently wrong figure); layers give their matrices to
+:func:`matrices_nbytes`.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import attrs
 
 from .errors import ConfigError
 
-__all__ = ["DType", "DTYPES", "get_dtype"]
+__all__ = ["DType", "DTYPES", "get_dtype", "block_scaled", "matrices_nbytes"]
 
 
 @attrs.frozen
@@ -24,6 +33,12 @@ class DType:
     block: int = 0
     scale_bits: int = 0
     compute: str = ""  # the tensor-core format that runs it natively ("" = its own name)
+    tile: tuple[int, int] = ()  # (rows, cols) of a matrix per scale: 2-D block scaling
+
+    @property
+    def tiled(self) -> bool:
+        """True for 2-D block-scaled matrices (one scale per ``tile``)."""
+        return bool(self.tile)
 
     @property
     def bits_per_element(self) -> float:
@@ -31,15 +46,47 @@ class DType:
         return self.bits + (self.scale_bits / self.block if self.block else 0.0)
 
     def nbytes(self, numel):
-        """Exact bytes of ``numel`` elements: ceil(numel·bits/8) + ceil(numel/block)·scale_bits/8."""
+        """Exact bytes of ``numel`` elements: ceil(numel·bits/8) + ceil(numel/block)·scale_bits/8.
+        A tiled dtype needs the matrix shapes (:meth:`matrix_nbytes`) and raises ConfigError."""
+        if self.tile:
+            raise ConfigError(f"dtype {self.name!r} scales {self.tile[0]}x{self.tile[1]} blocks of each matrix: "
+                              f"its bytes need matrix shapes (DType.matrix_nbytes), not an element count")
         data = (numel * self.bits + 7) // 8
         if not self.block:
             return data
         return data + ((numel + self.block - 1) // self.block) * self.scale_bits // 8
 
+    def matrix_nbytes(self, rows, cols, count=1):
+        """Exact bytes of ``count`` (rows × cols) weight matrices: for a tiled dtype
+        count·(ceil(rows·cols·bits/8) + ceil(rows/tile_rows)·ceil(cols/tile_cols)·scale_bits/8),
+        otherwise ``nbytes(count·rows·cols)``."""
+        if not self.tile:
+            return self.nbytes(count * rows * cols)
+        tr, tc = self.tile
+        scales = ((rows + tr - 1) // tr) * ((cols + tc - 1) // tc)
+        return count * ((rows * cols * self.bits + 7) // 8 + scales * self.scale_bits // 8)
+
     @property
     def compute_name(self) -> str:
         return self.compute or self.name
+
+
+def block_scaled(base: str | DType, tile: tuple[int, int], scale_bits: int = 32) -> DType:
+    """``base`` (e.g. "fp8") stored with one ``scale_bits`` scale per ``tile`` (rows, cols)
+    block of each matrix (DeepSeek's float32 ``weight_scale_inv``), named "fp8-b128x128"."""
+    base = get_dtype(base)
+    rows, cols = tile
+    return DType(f"{base.name}-b{rows}x{cols}", base.bits, scale_bits=scale_bits, compute=base.compute_name,
+                 tile=(int(rows), int(cols)))
+
+
+def matrices_nbytes(dtype: DType, shapes) -> object:
+    """Bytes of the weight matrices ``shapes`` = [(count, rows, cols), ...] in ``dtype``: one
+    ``nbytes`` of their summed elements for an element-wise dtype (as before), the sum of
+    :meth:`DType.matrix_nbytes` for a tiled one. Works on numpy integer arrays."""
+    if not dtype.tile:
+        return dtype.nbytes(sum(count * rows * cols for count, rows, cols in shapes))
+    return sum(dtype.matrix_nbytes(rows, cols, count) for count, rows, cols in shapes)
 
 
 DTYPES: dict[str, DType] = {

@@ -35,10 +35,12 @@ MODEL_TYPE_PLUGINS = {"gpt_oss": "mantile-gpt-oss-attention"}
 
 @attrs.frozen
 class Model:
-    """A model: its parsed ``config`` and its ``layers`` in execution order."""
+    """A model: its parsed ``config``, its ``layers`` in execution order and ``extras``, the
+    figures its layout reports beside the totals (e.g. ``mtp_params``; not part of them)."""
 
     config: ModelConfig
     layers: tuple[Layer, ...]
+    extras: dict = attrs.field(factory=dict, eq=False, hash=False)
 
     @property
     def name(self) -> str:
@@ -225,8 +227,18 @@ def build_layers(config: ModelConfig) -> tuple[Layer, ...]:
     return tuple(layers)
 
 
+def layout_extras(config: ModelConfig) -> dict:
+    """The ``extras(config)`` of the layout that claims the model type ({} when none)."""
+    registries = get_plugin_manager().registries
+    for layout in registries.layouts.values():
+        if config.model_type in layout.model_types and layout.extras is not None:
+            return dict(layout.extras(config))
+    return {}
+
+
 def load_model(name_or_path: str | Path) -> Model:
     """Load a bundled model by name or a Hugging Face config.json (file or its directory)."""
     data, name = _resolve(name_or_path)
     config = read_model_config(data, name=name)
-    return Model(config=config, layers=build_layers(config))
+    layers = build_layers(config)
+    return Model(config=config, layers=layers, extras=layout_extras(config))

@@ -84,12 +84,16 @@ class LayerType:
 @attrs.frozen
 class ModelLayout:
     """Which layers a model is made of, for architectures the standard decoder stack does not
-    describe: ``slots(config)`` returns the :class:`LayerSlot` list in execution order."""
+    describe: ``slots(config)`` returns the :class:`LayerSlot` list in execution order.
+    ``extras(config)``, if given, returns figures reported beside the model's totals and not
+    part of them (JSON-serialisable, e.g. ``{"mtp_params": ...}`` for DeepSeek's
+    next-token-prediction module, which serving without speculation never runs)."""
 
     name: str
     model_types: frozenset[str] = attrs.field(converter=frozenset)
     slots: Callable[[Any], list[LayerSlot]]
     description: str = ""
+    extras: Callable[[Any], dict] | None = None
 
 
 @attrs.frozen

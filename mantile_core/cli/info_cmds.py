@@ -25,12 +25,14 @@ def register(sub) -> None:
 
 
 def layers_document(model) -> dict:
-    """The ``layers --json`` document: totals and one row per layer, unsharded."""
+    """The ``layers --json`` document: totals, the layout's extras (figures beside the totals,
+    e.g. ``mtp_params``), and one row per layer, unsharded."""
     return {
         "model": model.name,
         "model_type": model.config.model_type,
         "params": model.params(),
         "weight_bytes": model.weight_bytes(),
+        **model.extras,
         "layers": [{"index": layer.index, "name": layer.name, "kind": layer.kind, "type": layer.type,
                     **layer.describe(), "params": layer.params(), "weight_bytes": layer.weight_bytes()}
                    for layer in model.layers],

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import attrs
 
-from ..dtypes import DType
+from ..dtypes import DType, matrices_nbytes
 from ..workload import LayerCost, Step
 from .base import Layer, local_kv_heads, require_divides
 
@@ -82,6 +82,11 @@ class Attention(Layer):
     def _weight_elements(self, hl, kvl):
         return self.hidden * (hl + 2 * kvl) * self.head_dim + hl * self.head_dim * self.hidden
 
+    def _weight_matrices(self, hl, kvl):
+        """(count, rows, cols) of q, k, v (out × hidden) and o_proj (hidden × width)."""
+        dh = self.head_dim
+        return [(1, hl * dh, self.hidden), (2, kvl * dh, self.hidden), (1, self.hidden, hl * dh)]
+
     def _small_elements(self, hl, kvl):
         """Bias, norm and extra parameters (stored in bias_dtype)."""
         return self._bias_elements(hl, kvl) + 2 * self.head_dim * self.qk_norm + self.extra_params(hl)
@@ -90,7 +95,7 @@ class Attention(Layer):
         return self._weight_elements(self.heads, self.kv_heads) + self._small_elements(self.heads, self.kv_heads)
 
     def weight_bytes(self) -> int:
-        return (self.weight_dtype.nbytes(self._weight_elements(self.heads, self.kv_heads))
+        return (matrices_nbytes(self.weight_dtype, self._weight_matrices(self.heads, self.kv_heads))
                 + self.bias_dtype.nbytes(self._small_elements(self.heads, self.kv_heads)))
 
     def check_parallelism(self, tp: int, ep: int) -> None:
@@ -134,7 +139,7 @@ class Attention(Layer):
             + self.extra_flops(step, hl, pairs)
         )
         kv_row = 2 * kvl * dh  # K and V elements per position per sequence
-        resident_weights = (self.weight_dtype.nbytes(self._weight_elements(hl, kvl))
+        resident_weights = (matrices_nbytes(self.weight_dtype, self._weight_matrices(hl, kvl))
                             + self.bias_dtype.nbytes(self._small_elements(hl, kvl)))
         act = step.act_dtype
         parallel = tp > 1

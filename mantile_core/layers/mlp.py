@@ -14,7 +14,7 @@ from __future__ import annotations
 import attrs
 import numpy
 
-from ..dtypes import DType
+from ..dtypes import DType, matrices_nbytes
 from ..errors import ParallelismError
 from ..workload import LayerCost, Step, round_int
 from .base import Layer, require_divides
@@ -47,8 +47,12 @@ class GatedMLP(Layer):
         return 3 * self.hidden * self.intermediate + self.bias * (2 * self.intermediate + self.hidden)
 
     def weight_bytes(self) -> int:
-        return (self.weight_dtype.nbytes(3 * self.hidden * self.intermediate)
+        return (matrices_nbytes(self.weight_dtype, self._matrices(self.intermediate))
                 + self.bias_dtype.nbytes(self.bias * (2 * self.intermediate + self.hidden)))
+
+    def _matrices(self, inter):
+        """(count, rows, cols): gate and up (inter × hidden), down (hidden × inter)."""
+        return [(2, inter, self.hidden), (1, self.hidden, inter)]
 
     def check_parallelism(self, tp: int, ep: int) -> None:
         require_divides("tp", tp, "intermediate_size", self.intermediate)
@@ -58,7 +62,7 @@ class GatedMLP(Layer):
         inter = self.intermediate // step.tp
         matmul = 2 * tokens * hidden * 2 * inter + 2 * tokens * inter * hidden
         bias = self.bias * tokens * (2 * inter + hidden)
-        resident = (self.weight_dtype.nbytes(3 * hidden * inter)
+        resident = (matrices_nbytes(self.weight_dtype, self._matrices(inter))
                     + self.bias_dtype.nbytes(self.bias * (2 * inter + hidden)))
         parallel = step.tp > 1
         act = step.act_dtype
@@ -78,7 +82,8 @@ class GatedMLP(Layer):
 @attrs.frozen(kw_only=True)
 class MoE(Layer):
     """Router (hidden → E, optional bias) and E gated experts of intermediate I (optional
-    biases), optional shared expert of intermediate Is with a sigmoid gate (Qwen2-MoE)."""
+    biases), optional shared expert of intermediate Is with a sigmoid gate (Qwen2-MoE).
+    ``shared_dtype`` is the shared expert's weight format (None: ``dense_dtype``)."""
 
     kind: str = "moe"
     hidden: int
@@ -91,6 +96,7 @@ class MoE(Layer):
     expert_bias: bool = False
     shared_intermediate: int = 0
     shared_gate: bool = False
+    shared_dtype: DType | None = None
 
     # --- parameter bookkeeping -------------------------------------------------------
     def _expert_weights(self, inter) -> int:
@@ -105,6 +111,18 @@ class MoE(Layer):
     def _shared(self, inter) -> int:
         return 3 * self.hidden * inter + self.shared_gate * self.hidden
 
+    def _gated_matrices(self, inter, count=1):
+        """(count, rows, cols) of ``count`` gated MLPs: gate and up (inter × hidden), down."""
+        return [(2 * count, inter, self.hidden), (count, self.hidden, inter)]
+
+    def _dense_bytes(self, shared_inter):
+        """Router, shared-expert gate and shared expert bytes (shared expert in shared_dtype
+        when given, else with the rest in dense_dtype)."""
+        if self.shared_dtype is None:
+            return self.dense_dtype.nbytes(self._router() + self._shared(shared_inter))
+        return (self.dense_dtype.nbytes(self._router() + self.shared_gate * self.hidden)
+                + matrices_nbytes(self.shared_dtype, self._gated_matrices(shared_inter)))
+
     def params(self) -> int:
         e = self.experts
         return (self._router() + e * (self._expert_weights(self.intermediate) + self._expert_biases(self.intermediate))
@@ -112,9 +130,9 @@ class MoE(Layer):
 
     def weight_bytes(self) -> int:
         e, inter = self.experts, self.intermediate
-        return (self.expert_dtype.nbytes(e * self._expert_weights(inter))
-                + self.dense_dtype.nbytes(e * self._expert_biases(inter) + self._router()
-                                          + self._shared(self.shared_intermediate)))
+        return (matrices_nbytes(self.expert_dtype, self._gated_matrices(inter, e))
+                + self.dense_dtype.nbytes(e * self._expert_biases(inter))
+                + self._dense_bytes(self.shared_intermediate))
 
     def check_parallelism(self, tp: int, ep: int) -> None:
         if ep < 1 or tp % ep:
@@ -133,9 +151,9 @@ class MoE(Layer):
         inter = self.intermediate // (tp // ep)
         local = self.experts // ep
         shared = self.shared_intermediate // tp
-        per_expert = (self.expert_dtype.nbytes(self._expert_weights(inter))
+        per_expert = (matrices_nbytes(self.expert_dtype, self._gated_matrices(inter))
                       + self.dense_dtype.nbytes(self._expert_biases(inter)))
-        dense_resident = self.dense_dtype.nbytes(self._router() + self._shared(shared))
+        dense_resident = self._dense_bytes(shared)
         active = expected_active_experts(local, self.experts, self.top_k, tokens)
         expert_matmul = 2 * tokens * self.top_k * 3 * hidden * self.intermediate // tp
         shared_matmul = 2 * tokens * 3 * hidden * shared

@@ -83,7 +83,8 @@ def moe_kwargs(config: ModelConfig, slot: LayerSlot) -> dict:
 
 def _moe(config: ModelConfig, slot: LayerSlot) -> MoE:
     shared = config.shared_expert_intermediate_size or 0
-    return MoE(**moe_kwargs(config, slot), shared_intermediate=shared, shared_gate=bool(shared))
+    return MoE(**moe_kwargs(config, slot), shared_intermediate=shared, shared_gate=bool(shared),
+               shared_dtype=config.weight_dtype(slot.name + ".shared_expert") if shared else None)
 
 
 def _embedding(config: ModelConfig, slot: LayerSlot) -> Embedding:

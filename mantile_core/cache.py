@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from .errors import InputError, MissingPluginError
+from .install_hints import install_hint
 from .records import CachePolicy
 
 __all__ = ["CAUSAL_POLICY", "causal_pairs", "select_policies", "MASK_PLUGINS"]
@@ -53,7 +54,7 @@ def select_policies(policies: Mapping[str, CachePolicy], masks: set[str], chosen
         candidates = by_mask.get(mask)
         if not candidates:
             plugin = MASK_PLUGINS.get(mask)
-            fix = f": pip install {plugin}" if plugin else ""
+            fix = f": {install_hint(plugin)}" if plugin else ""
             raise MissingPluginError(f"{mask} attention layers need a KV-cache policy{fix}")
         if chosen is not None and policies[chosen].mask == mask:
             out[mask] = policies[chosen]

@@ -18,6 +18,8 @@ from .errors import InputError
 from .hardware import HardwareSpec, get_hardware
 from .model import Model, load_model
 from .plugins import get_plugin_manager
+from .plausibility import length_warnings, memory_warning
+from .precision import Precision, served_model, served_precision
 from .serving import ServingTimes, phase_serving
 from .timing import layer_seconds
 from .workload import COST_FIELDS, LayerCost, Step
@@ -155,7 +157,8 @@ class Settings:
     """What a deployment is costed with, resolved from the user's options (shared by
     :func:`estimate` and :func:`~mantile_core.sweep.sweep`): ``hardware`` with the engine's
     calibration applied, the ``engine`` profile (None: generic), ``policies`` mask ->
-    CachePolicy, activation and KV dtypes, the paged-KV block in tokens."""
+    CachePolicy, activation and KV dtypes, the paged-KV block in tokens, the served
+    ``precision`` (see :mod:`mantile_core.precision`; ``act_dtype`` is its dtype)."""
 
     hardware: HardwareSpec
     engine: Any
@@ -163,14 +166,17 @@ class Settings:
     act_dtype: DType
     kv_dtype: DType
     kv_block: int
+    precision: Precision | None = None
 
 
 def resolve_settings(model: Model, hardware: HardwareSpec | str, *, engine: str | None = None,
                      kv_policy: str | None = None, kv_block: int | None = None,
-                     kv_dtype: str | None = None) -> Settings:
+                     kv_dtype: str | None = None, dtype: str | None = None) -> Settings:
     """Resolve hardware, engine profile, cache policies, dtypes and KV block: an engine
     supplies its calibration for the hardware and its KV dtype / policy / block where the
-    caller gives none; kv_block defaults to 16, kv_dtype to the model's dtype."""
+    caller gives none; kv_block defaults to 16; the served dtype is ``dtype`` or vLLM's
+    dtype=auto rule (:func:`~mantile_core.precision.served_precision`), kv_dtype defaults
+    to it."""
     hw = get_hardware(hardware)
     profile = None
     if engine is not None:
@@ -184,9 +190,10 @@ def resolve_settings(model: Model, hardware: HardwareSpec | str, *, engine: str 
         kv_block = profile.kv_block if kv_block is None else kv_block
     kv_block = _positive("kv_block", 16 if kv_block is None else kv_block)
     policies = select_policies(get_plugin_manager().registries.cache_policies, model.masks, kv_policy)
-    act = model.config.dtype
+    precision = served_precision(model.config.dtype, model.config.model_type, hw, dtype)
+    act = precision.dtype
     kv = get_dtype(kv_dtype) if kv_dtype else act
-    return Settings(hw, profile, policies, act, kv, kv_block)
+    return Settings(hw, profile, policies, act, kv, kv_block, precision)
 
 
 def evaluate(model: Model, settings: Settings, *, tp, ep, batch, input_len, output_len, context,
@@ -230,6 +237,11 @@ class Estimate:
     decode: PhaseResult
     final: PhaseResult
     serving: ServingTimes
+    precision: Precision | None = None
+    prompts: int | None = None
+    engine: str | None = None
+    kv_block: int = 16
+    warnings: tuple[str, ...] = ()
 
     @property
     def devices(self) -> int:
@@ -290,6 +302,12 @@ class Estimate:
             "context": self.context,
             "kv_policy": {mask: p.name for mask, p in sorted(self.kv_policies.items())},
             "kv_dtype": self.kv_dtype,
+            "dtype": self.model.config.dtype.name,
+            "checkpoint_dtype": (self.precision.checkpoint if self.precision else self.model.config.dtype).name,
+            "kv_block": self.kv_block,
+            "engine": self.engine,
+            "prompts": self.prompts,
+            "warnings": list(self.warnings),
             "params": self.model.params(),
             "ttft_ms": float(s.ttft_s) * 1e3,
             "tpot_ms": float(s.tpot_s) * 1e3,
@@ -319,25 +337,35 @@ def estimate(
     engine: str | None = None,
     prompts: int | None = None,
     attention_dp: bool = False,
+    dtype: str | None = None,
 ) -> Estimate:
     """Estimate one deployment. ``batch`` is the number of concurrent sequences; ``context``
     the tokens cached before the decode step reported (default input_len + output_len // 2);
     ``kv_policy`` names the policy for the masks it applies to (e.g. "paged");
-    ``kv_dtype`` defaults to the model's dtype. ``engine`` ("vllm", "trtllm", "atom") applies
+    ``dtype`` is the served dtype of the unquantized weights and the activations (bf16, fp16,
+    fp32; None or "auto": vLLM's dtype=auto rule, a float32 checkpoint served in bf16, see
+    :mod:`mantile_core.precision`); ``kv_dtype`` defaults to it. ``engine`` ("vllm", "trtllm", "atom") applies
     that serving engine's profile: its calibration for the hardware, token budget, scheduler,
     and KV dtype / policy / block unless given. ``prompts`` N reports the mean TTFT / TPOT /
     throughput of a benchmark of N prompts at concurrency ``batch`` (None: the steady state).
     ``attention_dp`` marks a deployment run with attention data parallelism: its costs are
     those of tp-way tensor parallelism, and prompts wait the calibration's
-    ``attention_dp_wait_steps`` more (TensorRT-LLM's attention-DP balancer)."""
+    ``attention_dp_wait_steps`` more (TensorRT-LLM's attention-DP balancer).
+
+    Inputs that can be costed but describe no real deployment (a request beyond the model's
+    max_position_embeddings, a context no request reaches, a deployment that does not fit)
+    leave one sentence each in ``Estimate.warnings`` (:mod:`mantile_core.plausibility`)."""
     if not hasattr(model, "unique_layers"):
         model = load_model(model)
     hw = get_hardware(hardware)
     tp, ep = _positive("tp", tp), _positive("ep", ep)
     batch, input_len, output_len = _positive("batch", batch), _positive("input_len", input_len), _positive("output_len", output_len)
-    settings = resolve_settings(model, hw, engine=engine, kv_policy=kv_policy, kv_block=kv_block, kv_dtype=kv_dtype)
+    settings = resolve_settings(model, hw, engine=engine, kv_policy=kv_policy, kv_block=kv_block, kv_dtype=kv_dtype,
+                                dtype=dtype)
+    model = served_model(model, settings.act_dtype)
     if prompts is not None:
         prompts = _positive("prompts", prompts)
+    given_context = context
     if context is None:
         context = input_len + output_len // 2
     elif isinstance(context, bool) or not isinstance(context, (int, numpy.integer)) or context < 0:
@@ -346,6 +374,12 @@ def estimate(
     phases, serving = evaluate(model, settings, tp=tp, ep=ep, batch=batch, input_len=input_len,
                                output_len=output_len, context=context, prompts=prompts,
                                attention_dp=bool(attention_dp))
-    return Estimate(model, settings.hardware, tp, ep, batch, input_len, output_len, int(context), settings.policies,
-                    settings.kv_dtype.name, phases.prefill, phases.request_prefill, phases.decode, phases.final,
-                    serving)
+    result = Estimate(model, settings.hardware, tp, ep, batch, input_len, output_len, int(context), settings.policies,
+                      settings.kv_dtype.name, phases.prefill, phases.request_prefill, phases.decode, phases.final,
+                      serving, settings.precision, prompts, settings.engine.name if settings.engine else None,
+                      settings.kv_block)
+    # a config without max_position_embeddings (Mamba: no positions) sets no length limit
+    limit = model.config.max_position_embeddings if model.config.get("max_position_embeddings") else None
+    warnings = length_warnings(model.name, limit, input_len, output_len, None if given_context is None else int(context))
+    fit = memory_warning(settings.hardware.name, result.memory)
+    return attrs.evolve(result, warnings=tuple(warnings + ([fit] if fit else [])))

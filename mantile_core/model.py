@@ -19,6 +19,7 @@ from .cache import MASK_PLUGINS
 from . import checks
 from .config import ModelConfig, parse_config, read_config_file
 from .errors import ConfigError, MantileError, MissingPluginError, UnknownModelError, UnsupportedModelError
+from .install_hints import install_hint
 from .layers.base import Layer
 from .layers.standard import standard_slots
 from .plugins import get_plugin_manager
@@ -127,7 +128,7 @@ def _unsupported(model_type: str, where: str, supported: dict[str, tuple[str, ..
     if plugin:
         plugins = [plugin] + [p for p in _other_needs(data, registries) if p != plugin]
         return MissingPluginError(f"{where}: model_type {model_type!r} needs {', '.join(plugins)}, not installed: "
-                                  f"pip install {' '.join(plugins)}")
+                                  f"{install_hint(*plugins)}")
     by_owner: dict[str, list[str]] = {}
     for mt, owners in supported.items():
         for owner in owners:
@@ -223,7 +224,7 @@ def build_layers(config: ModelConfig) -> tuple[Layer, ...]:
     if missing:
         installable = [name for name in missing if name.startswith("mantile-")]
         needs = "; ".join(f"{name} ({why})" if name != why else name for name, why in missing.items())
-        fix = f": pip install {' '.join(installable)}" if installable else ": no installed plugin provides them"
+        fix = f": {install_hint(*installable)}" if installable else ": no installed plugin provides them"
         raise MissingPluginError(f"{config.name} needs plugins that are not installed: {needs}{fix}")
     return tuple(layers)
 

@@ -37,6 +37,7 @@ import attrs
 import numpy
 
 from .errors import InputError
+from .install_hints import install_hint
 
 __all__ = [
     "Measurement",
@@ -359,7 +360,7 @@ def plot_rows(results: Sequence[RowResult], path: str | Path, *, metrics: Sequen
         import matplotlib.pyplot as plt
         from matplotlib.ticker import FuncFormatter, NullFormatter
     except ImportError:
-        raise InputError("plotting needs matplotlib: pip install 'mantile-core[plot]'") from None
+        raise InputError(f"plotting needs matplotlib: {install_hint('mantile-core', extra='plot')}") from None
     hardware = sorted({r.measurement.hardware for r in results})
     colours = dict(zip(hardware, plt.get_cmap("tab10").colors))
     cols = 2

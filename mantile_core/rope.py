@@ -97,5 +97,7 @@ def rope_scaling(rope: Mapping, head_dim: int, max_position_embeddings: int) -> 
 def missing_rope_message(rope_type: str, scalings: Mapping) -> str:
     plugin = ROPE_PLUGINS.get(rope_type)
     if plugin:
-        return f"rope_type {rope_type!r} needs {plugin}: pip install {plugin}"
+        from .install_hints import install_hint
+
+        return f"rope_type {rope_type!r} needs {plugin}: {install_hint(plugin)}"
     return f"rope_type {rope_type!r} is not provided by any installed plugin (installed: {', '.join(scalings)})"

@@ -38,12 +38,13 @@ import numpy
 from .errors import InputError, ParallelismError
 from .estimate import Settings, _positive, check_parallelism, evaluate, memory_figures, resolve_settings
 from .model import Model, load_model
+from .precision import served_model
 
 __all__ = ["SweepResult", "sweep", "parse_values", "pareto_front", "DEFAULT_CHUNK", "COLUMNS"]
 
 DEFAULT_CHUNK = 131072
 
-# numeric columns of the table, in order (the strings hardware, kv_policy and kv_dtype come first)
+# numeric columns of the table, in order (the strings hardware, kv_policy, kv_dtype and dtype come first)
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("tp", "i8"),
     ("ep", "i8"),
@@ -277,8 +278,9 @@ def _table_dtype(blocks: Sequence[Settings]) -> numpy.dtype:
     width_hw = max(len(b.hardware.name) for b in blocks)
     width_kv = max(len(_label(b)) for b in blocks)
     width_dtype = max(len(b.kv_dtype.name) for b in blocks)
+    width_served = max(len(b.act_dtype.name) for b in blocks)
     return numpy.dtype([("hardware", f"U{width_hw}"), ("kv_policy", f"U{width_kv}"),
-                        ("kv_dtype", f"U{width_dtype}"), *COLUMNS])
+                        ("kv_dtype", f"U{width_dtype}"), ("dtype", f"U{width_served}"), *COLUMNS])
 
 
 def _policy_names(kv_policy) -> list[str | None]:
@@ -370,14 +372,15 @@ def sweep(
     kv_dtype: str | None = None,
     engine: str | None = None,
     prompts: int | None = None,
+    dtype: str | None = None,
     chunk: int = DEFAULT_CHUNK,
     progress: Callable[[int, int], None] | None = None,
 ) -> SweepResult:
     """Evaluate every deployment of the grid (see the module docstring) and return a
     :class:`SweepResult`. Axes take what :func:`parse_values` reads ("1:1024", [1, 2, 4], 8);
     ``hardware`` and ``kv_policy`` a name, a comma list or a list of names (None: each mask's
-    default policy, or the engine's). ``kv_block``, ``kv_dtype``, ``engine`` and ``prompts``
-    mean what they mean to :func:`~mantile_core.estimate.estimate`. ``progress(done, total)``
+    default policy, or the engine's). ``kv_block``, ``kv_dtype``, ``engine``, ``prompts`` and
+    ``dtype`` (the served dtype; None: vLLM's dtype=auto rule per accelerator) mean what they mean to :func:`~mantile_core.estimate.estimate`. ``progress(done, total)``
     is called after each chunk."""
     import time
 
@@ -400,7 +403,8 @@ def sweep(
     for hw in hw_names:
         seen = set()
         for name in _policy_names(kv_policy):
-            settings = resolve_settings(model, hw, engine=engine, kv_policy=name, kv_block=kv_block, kv_dtype=kv_dtype)
+            settings = resolve_settings(model, hw, engine=engine, kv_policy=name, kv_block=kv_block, kv_dtype=kv_dtype,
+                                        dtype=dtype)
             if _label(settings) not in seen:
                 seen.add(_label(settings))
                 blocks.append(settings)
@@ -418,15 +422,20 @@ def sweep(
     per_block = math.prod(shape)
     total = per_block * len(blocks)
     table = numpy.empty(total, dtype=_table_dtype(blocks))
+    served = {}  # the model with its layers in each served dtype
     for n, settings in enumerate(blocks):
+        if settings.act_dtype not in served:
+            served[settings.act_dtype] = served_model(model, settings.act_dtype)
+        block_model = served[settings.act_dtype]
         block = table[n * per_block:(n + 1) * per_block]
         block["hardware"], block["kv_policy"], block["kv_dtype"] = settings.hardware.name, _label(settings), settings.kv_dtype.name
+        block["dtype"] = settings.act_dtype.name
         for start, box in _boxes(shape, chunk):
             tp_, ep_, batch_, in_, out_ = (grid[0][box[0]], grid[1][box[0]], grid[2][:, box[1]],
                                            grid[3][:, :, box[2]], grid[4][:, :, :, box[3]])
             box_shape = (tp_.shape[0], batch_.shape[1], in_.shape[2], out_.shape[3])
             stop = start + math.prod(box_shape)
-            _evaluate(block[start:stop].reshape(box_shape), model, settings, tp_, ep_, batch_, in_, out_, prompts,
+            _evaluate(block[start:stop].reshape(box_shape), block_model, settings, tp_, ep_, batch_, in_, out_, prompts,
                       max_tpot_ms, max_ttft_ms)
             if progress is not None:
                 progress(n * per_block + stop, total)

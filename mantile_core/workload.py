@@ -74,6 +74,7 @@ class Step:
     def policy(self, mask: str):
         from .cache import MASK_PLUGINS
         from .errors import MissingPluginError
+        from .install_hints import install_hint
 
         try:
             return self.policies[mask]
@@ -81,7 +82,7 @@ class Step:
             plugin = MASK_PLUGINS.get(mask)
             raise MissingPluginError(
                 f"no KV-cache policy for {mask} attention layers is installed"
-                + (f": pip install {plugin}" if plugin else "")
+                + (f": {install_hint(plugin)}" if plugin else "")
             ) from None
 
 

@@ -90,7 +90,7 @@ def test_rope_scaling_hook_dispatch(mantile_plugins):
 
 def test_missing_rope_type_names_the_plugin(mantile_plugins):
     mantile_plugins()
-    with pytest.raises(MissingPluginError, match="pip install mantile-rope-yarn"):
+    with pytest.raises(MissingPluginError, match=r"pip install \./plugins/rope_yarn \(from the Mantile checkout\)"):
         mantile_core.rope_scaling({"rope_type": "yarn", "factor": 4.0}, 64, 4096)
 
 
@@ -124,7 +124,7 @@ def test_cache_policy_hook(mantile_plugins):
 
 def test_sliding_model_without_policy_names_swa_plugin(mantile_plugins):
     mantile_plugins()
-    with pytest.raises(MissingPluginError, match="pip install mantile-swa-cache"):
+    with pytest.raises(MissingPluginError, match=r"pip install \./plugins/swa_cache \(from the Mantile checkout\)"):
         mantile_core.load_model("mistral-7b")
 
 

@@ -261,7 +261,7 @@ def test_without_plugin_yarn_config_names_the_plugin(mantile_plugins):
         mantile_core.load_model(QWEN_YARN)
     message = str(info.value)
     assert "\n" not in message
-    assert "mantile-rope-yarn" in message and "pip install mantile-rope-yarn" in message
+    assert "mantile-rope-yarn" in message and "pip install ./plugins/rope_yarn (from the Mantile checkout)" in message
     with pytest.raises(MissingPluginError, match="mantile-rope-yarn"):
         mantile_core.rope_scaling(GPT_OSS, 64, 131072)
 

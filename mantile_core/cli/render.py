@@ -1,4 +1,10 @@
-"""Human output: aligned tables with units (rich), and JSON."""
+"""Human output: aligned tables with units (rich), and JSON.
+
+Units, one convention in every table: memory in binary units (``bytes_h``: GiB = 2^30 bytes,
+MiB, KiB), as vLLM, PyTorch and nvidia-smi report it; rates and counts with decimal prefixes
+(``si``: FLOP, FLOP/s, B/s, tokens/s), as datasheets state them; plain figures with three
+significant digits (``sig``: never "0.0 tok/s" for a small rate). JSON keeps exact bytes.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ import json
 import sys
 from typing import Any, Iterable, Sequence
 
-__all__ = ["print_json", "print_table", "si", "bytes_h"]
+from ..units import bytes_h
+
+__all__ = ["print_json", "print_table", "si", "bytes_h", "sig"]
 
 
 def print_json(document: Any) -> None:
@@ -23,13 +31,19 @@ def si(value: float, unit: str = "", digits: int = 3) -> str:
     return f"{value:.{digits}g} {unit}".rstrip()
 
 
-def bytes_h(value: float) -> str:
-    """Bytes in binary units: 65248815744 -> '60.77 GiB'."""
+def sig(value: float, digits: int = 3) -> str:
+    """``value`` with at least ``digits`` significant digits, no exponent: 0.04123 -> '0.0412',
+    12.345 -> '12.3'; from 10^(digits−1) on, whole and thousands-separated: 12345.6 -> '12,346'."""
+    import math
+
     value = float(value)
-    for factor, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if abs(value) >= factor:
-            return f"{value / factor:.2f} {unit}"
-    return f"{int(value)} B"
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    if abs(value) >= 10 ** (digits - 1):
+        return f"{value:,.0f}"
+    value = float(f"{value:.{digits}g}")  # rounded first: 99.96 -> 100, not 100.0
+    decimals = max(digits - 1 - math.floor(math.log10(abs(value))), 0)
+    return f"{value:,.{decimals}f}"
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,

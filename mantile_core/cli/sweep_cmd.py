@@ -5,7 +5,7 @@ accelerator and the best configuration under the SLOs.
 Axes take integers, comma lists and ranges: ``1:1024`` (every integer), ``1:1024:x2``
 (powers of two), ``64:512:64`` (a step). ``--json`` / ``--csv`` write every evaluated point
 (to stdout, or to FILE); ``--plot FILE.png`` draws the frontiers (needs matplotlib:
-pip install 'mantile-core[plot]').
+pip install './[plot]' from the Mantile checkout).
 """
 
 from __future__ import annotations
@@ -221,7 +221,9 @@ def plot_frontiers(result, path: str) -> None:
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise InputError("--plot needs matplotlib: pip install 'mantile-core[plot]'") from None
+        from ..install_hints import install_hint
+
+        raise InputError(f"--plot needs matplotlib: {install_hint('mantile-core', extra='plot')}") from None
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
     for hw in result.hardware:

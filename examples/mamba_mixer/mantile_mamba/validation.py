@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mantile_core.install_hints import install_hint
 from mantile_core.records import ValidationCase, ValidationOutcome
 from mantile_core.workload import Step
 
@@ -37,7 +38,7 @@ def _flops() -> ValidationOutcome:
     try:
         import torch  # noqa: F401
     except ModuleNotFoundError:
-        return ValidationOutcome(False, "torch is not installed: pip install 'mantile-mamba[torch]'", skipped=True)
+        return ValidationOutcome(False, f"torch is not installed: {install_hint('mantile-mamba', extra='torch')}", skipped=True)
     layer = small_mixer(use_bias=True)
     checks = []
     for batch, new, cached in ((2, 7, 0), (3, 1, 5)):
@@ -51,7 +52,7 @@ def _state() -> ValidationOutcome:
     try:
         import torch
     except ModuleNotFoundError:
-        return ValidationOutcome(False, "torch is not installed: pip install 'mantile-mamba[torch]'", skipped=True)
+        return ValidationOutcome(False, f"torch is not installed: {install_hint('mantile-mamba', extra='torch')}", skipped=True)
     from .reference import mixer_forward, random_weights
 
     layer = small_mixer()

@@ -80,8 +80,8 @@ def test_decode_reads_the_state_and_tensor_parallel_halves_it(mamba):
 
 
 def test_state_does_not_grow_with_context(mamba):
-    short = mantile_core.estimate(mamba, "h100", batch=4, input_len=128, output_len=128)
-    long = mantile_core.estimate(mamba, "h100", batch=4, input_len=32_000, output_len=128)
+    short = mantile_core.estimate(mamba, "h100", batch=4, input_len=128, output_len=128, dtype="fp32")
+    long = mantile_core.estimate(mamba, "h100", batch=4, input_len=32_000, output_len=128, dtype="fp32")
     # 24 layers · 4 sequences · 116,736 bytes, whatever the context
     assert short.memory["kv_cache_bytes"] == long.memory["kv_cache_bytes"] == 24 * 4 * 116_736
     assert short.to_dict()["layers"][2]["decode"]["kv_cache_bytes"] == 4 * 116_736
@@ -147,4 +147,7 @@ def test_installed_plugin_through_the_command_line():
     assert "mamba-mixer" in mine[0]["provides"]["layer_types"]
     result = _mantile("estimate", str(CONFIG), "--json")
     assert result.returncode == 0, result.stderr
+    # the float32 checkpoint is served in bf16 (vLLM's dtype=auto), its state too: half of 4 bytes per element
+    assert json.loads(result.stdout)["memory"]["kv_cache_bytes"] == 24 * 116_736 // 2  # batch 1
+    result = _mantile("estimate", str(CONFIG), "--dtype", "fp32", "--json")
     assert json.loads(result.stdout)["memory"]["kv_cache_bytes"] == 24 * 116_736 * 1  # batch 1, fp32 state

@@ -1,6 +1,6 @@
 """Torch reference of sliding-window attention over a ring-buffer KV cache.
 
-torch is imported inside the functions (``pip install mantile-swa-cache[torch]``), never when
+torch is imported inside the functions (``pip install './plugins/swa_cache[torch]'`` from the Mantile checkout), never when
 the estimator imports the plugin. The public names ``RingKVCache``, ``sliding_mask`` and
 ``attention`` are imported by other plugins' references (the GPT-OSS attention); keep them.
 

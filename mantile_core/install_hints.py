@@ -1,0 +1,42 @@
+"""How to install a Mantile distribution, for the hints in error messages.
+
+The plugins are not published on a package index yet (and a ``mantile-*`` name there could
+belong to anyone), so a hint names the distribution's directory in the Mantile checkout:
+``pip install ./plugins/gpt_oss_attention``. Every hint goes through :func:`install_hint`,
+which takes its paths from the one map :data:`CHECKOUT_PATHS` (distribution name ->
+directory relative to the checkout root). A distribution missing from the map is looked for
+at ``plugins/<name without "mantile-", "-" as "_">``, the layout every plugin follows;
+``tests/test_install_hints.py`` checks that every hinted directory exists and holds the
+distribution of that name.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CHECKOUT_PATHS", "checkout_path", "install_hint"]
+
+CHECKOUT_PATHS: dict[str, str] = {
+    "mantile-core": ".",
+    "mantile-gpt-oss-attention": "plugins/gpt_oss_attention",
+    "mantile-rope-yarn": "plugins/rope_yarn",
+    "mantile-swa-cache": "plugins/swa_cache",
+    "mantile-mamba": "examples/mamba_mixer",
+}
+
+
+def checkout_path(distribution: str) -> str:
+    """The directory of ``distribution`` in the checkout, as pip takes it: "./plugins/rope_yarn"."""
+    path = CHECKOUT_PATHS.get(distribution)
+    if path is None:
+        path = "plugins/" + distribution.removeprefix("mantile-").replace("-", "_")
+    return "./" if path == "." else f"./{path}"
+
+
+def install_hint(*distributions: str, extra: str | None = None) -> str:
+    """``pip install`` of the distributions' checkout directories, run from the checkout root:
+    install_hint("mantile-rope-yarn") -> "pip install ./plugins/rope_yarn (from the Mantile
+    checkout)"; ``extra`` adds an extra to each ("'./[plot]'")."""
+    targets = []
+    for name in dict.fromkeys(distributions):
+        path = checkout_path(name)
+        targets.append(f"'{path}[{extra}]'" if extra else path)
+    return f"pip install {' '.join(targets)} (from the Mantile checkout)"

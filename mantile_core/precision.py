@@ -1,0 +1,95 @@
+"""Served precision: the dtype an engine keeps a checkpoint's unquantized weights and runs
+its activations in (vLLM's ``--dtype``; the KV cache follows unless ``--kv-dtype`` says
+otherwise, as vLLM's ``kv_cache_dtype="auto"`` does).
+
+``dtype="auto"`` follows vLLM's rule (``vllm/config/model.py``: ``_get_and_verify_dtype``,
+``_resolve_auto_dtype``):
+
+- the platform's supported dtypes, in order of preference: bf16, fp16, fp32 where the
+  accelerator has bf16 (NVIDIA compute capability 8.0 and later, AMD Instinct); fp16, fp32
+  on older GPUs (here: a hardware spec without a ``bf16`` peak). fp16 is struck for the
+  model types vLLM finds numerically unstable in it (``FLOAT16_UNSTABLE``);
+- a float32 checkpoint is downcast to the first of them (bf16 on every bundled accelerator);
+- a bf16 or fp16 checkpoint is kept where supported, else the first supported dtype
+  replaces it.
+
+An explicit ``dtype`` (bf16, fp16 or fp32; vLLM's spellings half, float16, bfloat16, float,
+float32 too) wins. Quantized weights (mxfp4, fp8, nvfp4 from ``quantization_config``) keep
+their format: the served dtype applies to the tensors quantization leaves alone (biases,
+norms, embeddings, modules_to_not_convert) and to activations.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .dtypes import DType, get_dtype
+from .errors import InputError
+
+__all__ = ["Precision", "served_precision", "served_model", "FLOAT16_UNSTABLE", "SERVED_DTYPES"]
+
+FLOAT16_UNSTABLE = frozenset({"gemma2", "gemma3", "gemma3_text", "plamo2", "glm4"})
+"""model_types vLLM never serves in float16 (``_FLOAT16_NOT_SUPPORTED_MODELS``)."""
+
+SERVED_DTYPES = ("bf16", "fp16", "fp32")
+"""Values an explicit ``dtype`` may take (besides "auto" and the aliases get_dtype reads)."""
+
+
+@attrs.frozen
+class Precision:
+    """``dtype`` the served dtype, ``checkpoint`` the config's ``torch_dtype``, ``rule``
+    "auto" (vLLM's dtype=auto) or "given" (an explicit dtype)."""
+
+    dtype: DType
+    checkpoint: DType
+    rule: str
+
+    def describe(self) -> str:
+        """"bf16 (checkpoint fp32, served as vLLM dtype=auto)"; "bf16 (as the checkpoint)"."""
+        if self.rule == "given":
+            return f"{self.dtype.name} (--dtype; checkpoint {self.checkpoint.name})"
+        if self.dtype == self.checkpoint:
+            return f"{self.dtype.name} (as the checkpoint)"
+        return f"{self.dtype.name} (checkpoint {self.checkpoint.name}, served as vLLM dtype=auto)"
+
+
+def _supported(model_type: str, hardware) -> list[str]:
+    names = ["bf16", "fp16", "fp32"] if hardware is None or "bf16" in hardware.peak_flops else ["fp16", "fp32"]
+    if model_type in FLOAT16_UNSTABLE:
+        names.remove("fp16")
+    return names
+
+
+def served_precision(checkpoint: DType, model_type: str, hardware=None, dtype: str | None = None) -> Precision:
+    """The served precision of a checkpoint stored in ``checkpoint`` on ``hardware`` (a
+    HardwareSpec; None: an accelerator with bf16) for ``dtype`` None / "auto" (vLLM's rule,
+    module docstring) or an explicit bf16 / fp16 / fp32; InputError for anything else."""
+    if dtype is not None and str(dtype).lower() != "auto":
+        try:
+            given = get_dtype(dtype)
+        except Exception:
+            given = None
+        if given is None or given.name not in SERVED_DTYPES:
+            raise InputError(f"'dtype' must be auto, bf16, fp16 or fp32 (got {dtype!r}): it sets the unquantized "
+                             "weights and the activations; quantized weights keep the checkpoint's format and the "
+                             "KV cache has --kv-dtype")
+        return Precision(given, checkpoint, "given")
+    supported = _supported(model_type, hardware)
+    if checkpoint.name == "fp32":
+        served = supported[0]
+    elif checkpoint.name in supported:
+        served = checkpoint.name
+    else:
+        served = supported[0]
+    return Precision(get_dtype(served), checkpoint, "auto")
+
+
+def served_model(model, dtype: DType):
+    """``model`` with its layers rebuilt from a config whose ``dtype`` is ``dtype`` (the
+    model itself when it already is)."""
+    if model.config.dtype == dtype:
+        return model
+    from .model import Model, build_layers
+
+    config = attrs.evolve(model.config, dtype=dtype)
+    return Model(config=config, layers=build_layers(config))

@@ -62,3 +62,13 @@ def test_no_hint_names_an_index_package():
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+@pytest.mark.parametrize("directory", CHECKOUT_DIRS, ids=lambda d: str(d.relative_to(ROOT)) or ".")
+def test_pyproject_license_is_an_spdx_expression(directory):
+    """``license = "Apache-2.0"`` (PEP 639) with a setuptools that reads it: the table form
+    ``license = { text = ... }`` makes setuptools >= 77 warn at every build."""
+    data = tomllib.loads((directory / "pyproject.toml").read_text(encoding="utf-8"))
+    assert isinstance(data["project"]["license"], str)
+    (setuptools,) = [r for r in data["build-system"]["requires"] if r.startswith("setuptools")]
+    assert setuptools == "setuptools>=77"

@@ -5,13 +5,31 @@ from __future__ import annotations
 from .render import bytes_h, print_json, print_table, si
 
 
+LAYERS_DESCRIPTION = """The layers of a model in execution order: kind, type, shape facts, parameters and
+weight bytes of the whole model (unsharded), in the dtypes the checkpoint stores (mxfp4 =
+4.25 bits per element). --summary prints one row per distinct layer type instead."""
+
+PLUGINS_DESCRIPTION = """The installed Mantile plugins (entry points of the group 'mantile'): distribution,
+version, and what each provides (layer types, layouts, RoPE scalings, KV-cache policies,
+hardware, validation cases); a plugin that failed to import is listed with its error."""
+
+HARDWARE_DESCRIPTION = """The known accelerators (bundled and from plugins), per GPU: dense peak FLOP/s per dtype,
+HBM capacity (in GiB, as every table; the datasheet's decimal "80 GB" is 80e9 bytes = 74.51
+GiB), HBM bandwidth and one-way scale-up link bandwidth (decimal TB/s and GB/s, as
+datasheets give rates)."""
+
+
 def register(sub) -> None:
-    p = sub.add_parser("layers", help="the layers of a model: params and weight bytes (unsharded)")
+    p = sub.add_parser("layers", help="the layers of a model: params and weight bytes (unsharded)",
+                       description=LAYERS_DESCRIPTION)
     p.add_argument("model", help="bundled name or config.json path")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--summary", action="store_true",
+                   help="one row per distinct layer type: how many, parameters and weight bytes")
+    p.add_argument("--json", action="store_true",
+                   help="print the JSON document (see docs/json.md; with --summary it adds a 'summary' list)")
     p.set_defaults(run=run_layers)
-    p = sub.add_parser("plugins", help="installed plugins and what each provides")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("plugins", help="installed plugins and what each provides", description=PLUGINS_DESCRIPTION)
+    p.add_argument("--json", action="store_true", help="print the JSON document (see docs/json.md)")
     p.set_defaults(run=run_plugins)
     p = sub.add_parser("models", help="model types the installed plugins support, and bundled models",
                        description="Every model_type the installed plugins support (and which distribution "
@@ -19,8 +37,8 @@ def register(sub) -> None:
                                    "installed, and the bundled model names.")
     p.add_argument("--json", action="store_true", help="print the documented JSON document instead of tables")
     p.set_defaults(run=run_models)
-    p = sub.add_parser("hardware", help="known accelerators and their figures")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("hardware", help="known accelerators and their figures", description=HARDWARE_DESCRIPTION)
+    p.add_argument("--json", action="store_true", help="print the JSON document (exact bytes and bytes/s; see docs/json.md)")
     p.set_defaults(run=run_hardware)
 
 
@@ -39,15 +57,42 @@ def layers_document(model) -> dict:
     }
 
 
+def layer_summary(rows: list[dict]) -> list[dict]:
+    """One entry per distinct (kind, type, detail) in order of first appearance: ``count``
+    layers, ``params`` and ``weight_bytes`` of one such layer and of all of them (``_total``)."""
+    groups: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["kind"], r["type"], _detail(r))
+        entry = groups.get(key)
+        if entry is None:
+            groups[key] = {"kind": r["kind"], "type": r["type"], "detail": key[2], "count": 1, "params": r["params"],
+                           "weight_bytes": r["weight_bytes"], "params_total": r["params"],
+                           "weight_bytes_total": r["weight_bytes"]}
+            continue
+        entry["count"] += 1
+        entry["params_total"] += r["params"]
+        entry["weight_bytes_total"] += r["weight_bytes"]
+    return list(groups.values())
+
+
 def run_layers(args) -> int:
     from ..model import load_model
 
     doc = layers_document(load_model(args.model))
+    if args.summary:
+        doc["summary"] = layer_summary(doc["layers"])
     if args.json:
         print_json(doc)
         return 0
-    print_table(f"{doc['model']} ({doc['model_type']}): {doc['params']:,} params, {bytes_h(doc['weight_bytes'])} of weights",
-                ["#", "name", "kind", "type", "detail", "params", "weight bytes"],
+    title = (f"{doc['model']} ({doc['model_type']}): {doc['params']:,} params, {bytes_h(doc['weight_bytes'])} of weights "
+             "as the checkpoint stores them")
+    if args.summary:
+        print_table(title, ["kind", "type", "detail", "layers", "params each", "params", "weight bytes"],
+                    [(s["kind"], s["type"], s["detail"], s["count"], f"{s['params']:,}", f"{s['params_total']:,}",
+                      bytes_h(s["weight_bytes_total"])) for s in doc["summary"]],
+                    right=[False, False, False, True, True, True, True])
+        return 0
+    print_table(title, ["#", "name", "kind", "type", "detail", "params", "weight bytes"],
                 [(r["index"] if r["index"] is not None else "-", r["name"], r["kind"], r["type"],
                   _detail(r), f"{r['params']:,}", f"{r['weight_bytes']:,}") for r in doc["layers"]])
     return 0
@@ -123,8 +168,11 @@ def run_models(args) -> int:
     print_table("model types the installed plugins support", ["model_type", "provided by"],
                 [(m["model_type"], ", ".join(m["provided_by"])) for m in doc["model_types"]], right=[False, False])
     if doc["not_installed"]:
-        print_table("model types whose plugin is not installed", ["model_type", "install"],
-                    [(m["model_type"], m["plugin"]) for m in doc["not_installed"]], right=[False, False])
+        from ..install_hints import install_hint
+
+        print_table("model types whose plugin is not installed", ["model_type", "plugin", "install"],
+                    [(m["model_type"], m["plugin"], install_hint(m["plugin"])) for m in doc["not_installed"]],
+                    right=[False, False, False])
     print_table("bundled models", ["name", "model_type", "loads"],
                 [(b["name"], b["model_type"], "yes" if b["supported"] else "plugin missing") for b in doc["bundled"]],
                 right=[False, False, False])
@@ -142,9 +190,10 @@ def run_hardware(args) -> int:
             "link_latency_s": h.link_latency, "calibration": __import__("attrs").asdict(h.calibration),
             "source": h.source} for h in specs.values()]})
         return 0
-    print_table("accelerators (dense peaks, per GPU)", ["name", "description", "bf16", "fp8", "fp4", "HBM", "bandwidth", "link (one way)"],
+    print_table("accelerators (dense peaks, per GPU; memory in GiB, rates in decimal units)",
+                ["name", "description", "bf16", "fp8", "fp4", "HBM", "HBM bandwidth", "link (one way)"],
                 [(h.name, h.description, si(h.peak_flops.get("bf16", 0), "FLOP/s"), si(h.peak_flops.get("fp8", 0), "FLOP/s"),
-                  si(h.peak_flops["fp4"], "FLOP/s") if "fp4" in h.peak_flops else "-", si(h.hbm_bytes, "B"),
+                  si(h.peak_flops["fp4"], "FLOP/s") if "fp4" in h.peak_flops else "-", bytes_h(h.hbm_bytes),
                   si(h.hbm_bandwidth, "B/s"), si(h.link_bandwidth, "B/s")) for h in specs.values()],
                 right=[False, False] + [True] * 6)
     return 0

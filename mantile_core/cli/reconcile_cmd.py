@@ -4,7 +4,29 @@ predicted-against-measured plot (PNG, needs matplotlib)."""
 
 from __future__ import annotations
 
+import csv
+import sys
+
 from .render import print_json, print_table
+
+MODEL_COLUMNS = ("model", "model_name", "model_id")
+
+
+def model_note(path: str, model: str) -> str | None:
+    """What the file says about the model its rows measured, when it is not plainly ``model``:
+    "FILE has no model column: every row is taken as a measurement of MODEL (--model)", or
+    the models its model column names when ``model`` is not among them (None otherwise)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        column = next((c for c in MODEL_COLUMNS if c in (reader.fieldnames or [])), None)
+        if column is None:
+            return f"{path} has no model column: every row is taken as a measurement of {model} (--model)"
+        named = sorted({(row.get(column) or "").strip() for row in reader} - {""})
+    if any(name.lower().rsplit("/", 1)[-1] == model.lower().rsplit("/", 1)[-1] for name in named):
+        others = [n for n in named if n.lower().rsplit("/", 1)[-1] != model.lower().rsplit("/", 1)[-1]]
+        if not others:
+            return None
+    return f"{path}'s {column} column names {', '.join(named) or 'no model'}: every row is estimated as {model} (--model)"
 
 
 def register(sub) -> None:
@@ -41,7 +63,11 @@ def run(args) -> int:
     from ..reconcile import error_table, plot_rows, read_measurements, reconcile, split_rows, write_rows_csv
 
     measurements = read_measurements(args.csv)
-    results = reconcile(measurements, load_model(args.model))
+    model = load_model(args.model)
+    note = model_note(args.csv, model.name)
+    if note:
+        print(f"mantile: note: {note}", file=sys.stderr)
+    results = reconcile(measurements, model)
     fitted = None
     sections = {"all rows": results}
     if args.split_seed is not None:

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ..errors import InputError
-from .estimate_cmd import DEFAULT_MODEL
-from .render import bytes_h, print_table
+from .estimate_cmd import DEFAULT_MODEL, DTYPE_HELP, ENGINE_HELP, KV_DTYPE_HELP, report_warnings
+from .render import bytes_h, print_table, sig
 
 DEFAULT_HARDWARE = "h100,h200,b200"
 PROGRESS_MIN_POINTS = 500_000  # show a progress bar only for sweeps at least this long
@@ -37,8 +37,9 @@ def register(sub) -> None:
     p.add_argument("--max-ttft-ms", type=float, default=None, help="SLO: time to first token at most this (ms)")
     p.add_argument("--kv-policy", default=None, help="KV-cache policy, or a comma list to sweep (ring, paged, full)")
     p.add_argument("--kv-block", type=int, default=None, help="paged KV block in tokens (default 16, or the engine's)")
-    p.add_argument("--kv-dtype", default=None, help="KV-cache dtype (bf16, fp8; default the model's, or the engine's)")
-    p.add_argument("--engine", default=None, help="serving-engine profile (as for estimate: vllm, trtllm, ...)")
+    p.add_argument("--dtype", default=None, help=DTYPE_HELP)
+    p.add_argument("--kv-dtype", default=None, help=KV_DTYPE_HELP)
+    p.add_argument("--engine", default=None, help=ENGINE_HELP)
     p.add_argument("--prompts", type=int, default=None,
                    help="report a benchmark of N prompts per point, as estimate --prompts (default: steady state)")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
@@ -47,6 +48,8 @@ def register(sub) -> None:
                    help="write every evaluated point as CSV (stdout when no FILE)")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="draw the frontiers (needs matplotlib)")
     p.add_argument("--rows", type=int, default=12, help="frontier rows printed per accelerator (default 12; --json has all)")
+    p.add_argument("--strict", action="store_true",
+                   help="treat the warnings (lengths beyond the model's max_position_embeddings) as errors: exit 2")
     p.add_argument("--chunk", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
 
@@ -111,12 +114,14 @@ def run(args) -> int:
     if args.rows < 0:
         raise InputError(f"'rows' must be a non-negative integer (got {args.rows})")
     model = load_model(args.model)
+    if report_warnings(_length_warnings(model, args.input_len, args.output_len), args.strict):
+        return 2
     show = sys.stderr.isatty()
     with _progress(show) as update:
         result = sweep(model, args.hardware, tp=args.tp, ep=args.ep, batch=args.batch, input_len=args.input_len,
                        output_len=args.output_len, max_tpot_ms=args.max_tpot_ms, max_ttft_ms=args.max_ttft_ms,
                        kv_policy=args.kv_policy, kv_block=args.kv_block, kv_dtype=args.kv_dtype, engine=args.engine,
-                       prompts=args.prompts, chunk=args.chunk or DEFAULT_CHUNK, progress=update)
+                       prompts=args.prompts, dtype=args.dtype, chunk=args.chunk or DEFAULT_CHUNK, progress=update)
     if args.json:
         with _open(args.json) as handle:
             result.write_json(handle)
@@ -130,6 +135,18 @@ def run(args) -> int:
     return 0
 
 
+def _length_warnings(model, input_len, output_len) -> list[str]:
+    """The estimate's length warning for the longest request of the grid (one line at most)."""
+    from ..plausibility import length_warnings
+    from ..sweep import parse_values
+
+    if not model.config.get("max_position_embeddings"):
+        return []
+    longest_in, longest_out = max(parse_values("input_len", input_len)), max(parse_values("output_len", output_len))
+    return [text.replace("input_len + output_len", "the longest input_len + output_len", 1)
+            for text in length_warnings(model.name, model.config.max_position_embeddings, longest_in, longest_out)]
+
+
 def _grid_line(result) -> str:
     axes = [f"{len(result.hardware)} hardware"]
     if len(result.kv_policies) > 1:
@@ -139,6 +156,10 @@ def _grid_line(result) -> str:
     rate = len(result) / result.elapsed_s if result.elapsed_s > 0 else float("inf")
     how = "".join(f", {label} {value}" for label, value in (("engine", result.engine), ("prompts", result.prompts))
                   if value is not None)
+    if "dtype" in result.columns:
+        import numpy
+
+        how += f", weights and activations {'/'.join(numpy.unique(result['dtype']).tolist())}"
     return (f"{result.model}: {len(result):,} points ({' × '.join(axes)}{how}) in {result.elapsed_s:.2f} s "
             f"({rate:,.0f} points/s)")
 
@@ -153,8 +174,8 @@ def _slo_text(result) -> str:
 
 
 def _row_cells(row: dict, with_policy: bool) -> list[str]:
-    cells = [f"{row['tok_s_per_user']:.1f}", f"{row['throughput_tok_s_per_gpu']:,.0f}",
-              f"{row['output_tok_s_per_gpu']:,.0f}", f"{row['tpot_ms']:.2f}", f"{row['ttft_ms']:.1f}",
+    cells = [sig(row["tok_s_per_user"]), sig(row["throughput_tok_s_per_gpu"]),
+             sig(row["output_tok_s_per_gpu"]), sig(row["tpot_ms"]), sig(row["ttft_ms"]),
               str(row["tp"]), str(row["ep"]), str(row["batch"]), str(row["input_len"]), str(row["output_len"])]
     if with_policy:
         cells.append(f"{row['kv_policy']} {row['kv_dtype']}")
@@ -201,7 +222,7 @@ def print_report(result, rows: int) -> None:
             continue
         note = f" ({len(shown)} of {len(front)} points)" if len(shown) < len(front) else ""
         print_table(f"{hw}: Pareto frontier, throughput per GPU vs tokens/s per user{note}", headers,
-                    [_row_cells(result.row(i), with_policy) for i in shown])
+                    [_row_cells(result.row(i), with_policy) for i in shown], right=[True] * len(headers))
     best_rows = []
     for hw in result.hardware:
         index = result.best(hw)

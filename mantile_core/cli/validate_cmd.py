@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from .render import print_json, print_table
 
+DESCRIPTION = """Run every installed plugin's validation cases: the analytic FLOPs, bytes and attended
+pairs against a torch execution of the same layer (FlopCounterMode, tensor nbytes, mask sums),
+and the references against transformers where it is installed. Needs the plugins' [torch]
+extras; a case whose dependency is missing is skipped. Exit status 1 when a case fails."""
+
 
 def register(sub) -> None:
-    p = sub.add_parser("validate", help="run the plugins' torch reference checks")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("validate", help="run the plugins' torch reference checks", description=DESCRIPTION)
+    p.add_argument("--json", action="store_true", help="print the JSON document (see docs/json.md)")
     p.add_argument("-k", dest="match", default=None, help="only cases whose name contains this")
     p.set_defaults(run=run)
 

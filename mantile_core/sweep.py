@@ -15,7 +15,8 @@ what truly depends on every axis (KV traffic, serving times) is computed at ever
 grid is cut into boxes of at most ``chunk`` points (rows contiguous in the table) to bound
 memory.
 
-Per point (one row of :attr:`SweepResult.table`): the deployment, ``ttft_ms``, ``tpot_ms``,
+Per point (one row of :attr:`SweepResult.table`): the deployment (with the strings
+``hardware``, ``kv_policy``, ``kv_dtype`` and ``dtype``, the served dtype), ``ttft_ms``, ``tpot_ms``,
 ``e2e_latency_ms``, ``throughput_tok_s_per_gpu`` (input + output tokens per second per GPU),
 ``output_tok_s_per_gpu``, ``tok_s_per_user`` = 1 / TPOT, ``request_prefill_ms`` (one request's
 prompt step), ``decode_ms`` (the decode step at context input_len + output_len // 2), the

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mantile_core.cache import MASK_PLUGINS
-from mantile_core.install_hints import CHECKOUT_PATHS, checkout_path, install_hint
+from mantile_core.install_hints import CHECKOUT_PATHS, CHECKOUT_REQUIRES, checkout_path, install_hint
 from mantile_core.model import MODEL_TYPE_PLUGINS
 from mantile_core.rope import ROPE_PLUGINS
 
@@ -44,9 +44,21 @@ def test_every_checkout_distribution_is_hinted_at_its_directory(directory):
     assert (ROOT / checkout_path(_name(directory))).resolve() == directory.resolve()
 
 
+@pytest.mark.parametrize("directory", CHECKOUT_DIRS, ids=lambda d: str(d.relative_to(ROOT)) or ".")
+def test_checkout_requires_matches_the_pyprojects(directory):
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((directory / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    needs = {Requirement(r).name for r in project.get("dependencies", [])}
+    needs = {n for n in needs if n.startswith("mantile-") and n != "mantile-core"}
+    assert set(CHECKOUT_REQUIRES.get(project["name"], ())) == needs
+
+
 def test_hint_text():
-    assert install_hint("mantile-gpt-oss-attention", "mantile-rope-yarn", "mantile-rope-yarn") == \
-        "pip install ./plugins/gpt_oss_attention ./plugins/rope_yarn (from the Mantile checkout)"
+    assert install_hint("mantile-swa-cache", "mantile-rope-yarn", "mantile-rope-yarn") == \
+        "pip install ./plugins/swa_cache ./plugins/rope_yarn (from the Mantile checkout)"
+    assert install_hint("mantile-gpt-oss-attention", "mantile-swa-cache") == \
+        "pip install ./plugins/rope_yarn ./plugins/swa_cache ./plugins/gpt_oss_attention (from the Mantile checkout)"
     assert install_hint("mantile-core", extra="plot") == "pip install './[plot]' (from the Mantile checkout)"
     assert checkout_path("mantile-some-new-thing") == "./plugins/some_new_thing"
 

@@ -22,10 +22,12 @@ CHECKOUT_PATHS: dict[str, str] = {
     "mantile-rope-yarn": "plugins/rope_yarn",
     "mantile-swa-cache": "plugins/swa_cache",
     "mantile-mamba": "examples/mamba_mixer",
+    "mantile-mla": "plugins/mla",
 }
 
 CHECKOUT_REQUIRES: dict[str, tuple[str, ...]] = {
     "mantile-gpt-oss-attention": ("mantile-rope-yarn", "mantile-swa-cache"),
+    "mantile-mla": ("mantile-rope-yarn",),
 }
 """The ``mantile-*`` requirements (besides mantile-core) of each checkout distribution."""
 

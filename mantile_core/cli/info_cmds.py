@@ -58,11 +58,12 @@ def layers_document(model) -> dict:
 
 
 def layer_summary(rows: list[dict]) -> list[dict]:
-    """One entry per distinct (kind, type, detail) in order of first appearance: ``count``
-    layers, ``params`` and ``weight_bytes`` of one such layer and of all of them (``_total``)."""
+    """One entry per distinct (kind, type, detail, params, weight_bytes) in order of first
+    appearance: ``count`` layers, ``params`` and ``weight_bytes`` of one such layer and of all
+    of them (``_total``)."""
     groups: dict[tuple, dict] = {}
     for r in rows:
-        key = (r["kind"], r["type"], _detail(r))
+        key = (r["kind"], r["type"], _detail(r), r["params"], r["weight_bytes"])
         entry = groups.get(key)
         if entry is None:
             groups[key] = {"kind": r["kind"], "type": r["type"], "detail": key[2], "count": 1, "params": r["params"],

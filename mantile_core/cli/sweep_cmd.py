@@ -154,8 +154,9 @@ def _grid_line(result) -> str:
     axes += [f"{len(result.parallelism)} (tp, ep)", f"{len(result.batch)} batch",
              f"{len(result.input_len)} input_len", f"{len(result.output_len)} output_len"]
     rate = len(result) / result.elapsed_s if result.elapsed_s > 0 else float("inf")
-    how = "".join(f", {label} {value}" for label, value in (("engine", result.engine), ("prompts", result.prompts))
-                  if value is not None)
+    how = f", engine {result.engine}" if result.engine is not None else ""
+    if result.prompts is not None:
+        how += f", means over a benchmark of {result.prompts} prompts per point"
     if "dtype" in result.columns:
         import numpy
 

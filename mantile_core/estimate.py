@@ -39,7 +39,7 @@ __all__ = [
     "evaluate",
 ]
 
-SUM_FIELDS = COST_FIELDS + ("resident_weight_bytes", "collectives", "kernels")
+SUM_FIELDS = COST_FIELDS + ("resident_weight_bytes", "collectives", "alltoalls", "kernels")
 
 
 @attrs.frozen(eq=False)
@@ -71,10 +71,11 @@ def cost_phase(model: Model, step: Step, hw: HardwareSpec) -> PhaseResult:
     return PhaseResult(step, tuple(costs), tuple(seconds), LayerCost(**sums), time_total)
 
 
-def check_parallelism(model: Model, tp: int, ep: int) -> None:
-    """Raise ParallelismError when any layer cannot be split ``tp`` / ``ep`` ways."""
+def check_parallelism(model: Model, tp: int, ep: int, dp: int = 1) -> None:
+    """Raise ParallelismError when any layer cannot be split ``tp`` / ``ep`` ways (over ``dp``
+    attention-data-parallel groups of tp devices)."""
     for layer, _ in model.unique_layers:
-        layer.check_parallelism(tp, ep)
+        layer.check_deployment(tp, ep, dp)
 
 
 @attrs.frozen(eq=False)
@@ -91,13 +92,15 @@ class Phases:
 
 
 def cost_phases(model: Model, hw: HardwareSpec, *, tp, ep, batch, input_len, output_len, context,
-                policies: dict, act_dtype: DType, kv_dtype: DType, kv_block, batch_prefill: bool = True) -> Phases:
+                policies: dict, act_dtype: DType, kv_dtype: DType, kv_block, batch_prefill: bool = True,
+                dp=1) -> Phases:
     """Cost the steps of :class:`Phases`; every size may be an int or a numpy int64 array
     (one shape, or broadcastable). ``batch_prefill=False`` skips the batch's prompt step (the
-    sweep reports nothing that needs it)."""
+    sweep reports nothing that needs it). ``batch`` is the sequences of one attention-DP
+    group (all of them when ``dp`` is 1)."""
 
     def step(b, new, cached) -> Step:
-        return Step(batch=b, new_tokens=new, cached=cached, tp=tp, ep=ep, act_dtype=act_dtype,
+        return Step(batch=b, new_tokens=new, cached=cached, tp=tp, ep=ep, dp=dp, act_dtype=act_dtype,
                     kv_dtype=kv_dtype, policies=policies, kv_block=kv_block)
 
     request_prefill = cost_phase(model, step(1, input_len, 0), hw)
@@ -198,17 +201,20 @@ def resolve_settings(model: Model, hardware: HardwareSpec | str, *, engine: str 
 
 def evaluate(model: Model, settings: Settings, *, tp, ep, batch, input_len, output_len, context,
              prompts: int | None = None, batch_prefill: bool = True,
-             attention_dp=False) -> tuple[Phases, ServingTimes]:
+             attention_dp=False, dp=1) -> tuple[Phases, ServingTimes]:
     """Cost the steps of one deployment and derive its serving times: the one path
     :func:`estimate` (Python ints) and the sweep (numpy int64 arrays, ``batch_prefill=False``)
-    both take."""
+    both take. With ``dp`` > 1, ``batch`` is one attention-DP group's sequences and the
+    serving times are that group's (its tp devices' per-GPU rates are every group's)."""
     hw = settings.hardware
     phases = cost_phases(model, hw, tp=tp, ep=ep, batch=batch, input_len=input_len, output_len=output_len,
                          context=context, policies=settings.policies, act_dtype=settings.act_dtype,
-                         kv_dtype=settings.kv_dtype, kv_block=settings.kv_block, batch_prefill=batch_prefill)
+                         kv_dtype=settings.kv_dtype, kv_block=settings.kv_block, batch_prefill=batch_prefill,
+                         dp=dp)
     counts = tuple(len(positions) for _, positions in model.unique_layers)
     serving = phase_serving(phases, hw, batch=batch, input_len=input_len, output_len=output_len, devices=tp,
-                            counts=counts, engine=settings.engine, prompts=prompts, attention_dp=attention_dp)
+                            counts=counts, engine=settings.engine, prompts=prompts,
+                            attention_dp=numpy.logical_or(attention_dp, numpy.asarray(dp) > 1))
     return phases, serving
 
 
@@ -242,21 +248,31 @@ class Estimate:
     engine: str | None = None
     kv_block: int = 16
     warnings: tuple[str, ...] = ()
+    dp: int = 1
 
     @property
     def devices(self) -> int:
-        return self.tp
+        """GPUs of the deployment: tp·dp."""
+        return self.tp * self.dp
+
+    @property
+    def group_batch(self) -> int:
+        """Sequences of the busiest attention-DP group, ⌈batch/dp⌉: the per-device figures are
+        its devices'."""
+        return -(-self.batch // self.dp)
 
     @property
     def memory(self) -> dict[str, Any]:
         """Per-device memory in bytes (see :func:`memory_figures`) as plain Python values;
         ``max_batch`` is the most sequences whose KV fits next to the rest (None without KV)."""
         phases = Phases(self.prefill, self.request_prefill, self.decode, self.final)
-        figures = memory_figures(self.model, self.hardware, phases, self.batch)
+        figures = memory_figures(self.model, self.hardware, phases, self.group_batch)
         out: dict[str, Any] = {key: int(value) for key, value in figures.items()}
         out["fits"] = bool(figures["fits"])
         if out["max_batch"] < 0:
             out["max_batch"] = None
+        else:
+            out["max_batch"] *= self.dp  # every attention-DP group holds as many
         return out
 
     def _phase_dict(self, phase: PhaseResult) -> dict[str, Any]:
@@ -295,6 +311,7 @@ class Estimate:
             "hardware": self.hardware.name,
             "tp": self.tp,
             "ep": self.ep,
+            "dp": self.dp,
             "devices": self.devices,
             "batch": self.batch,
             "input_len": self.input_len,
@@ -338,6 +355,7 @@ def estimate(
     prompts: int | None = None,
     attention_dp: bool = False,
     dtype: str | None = None,
+    dp: int = 1,
 ) -> Estimate:
     """Estimate one deployment. ``batch`` is the number of concurrent sequences; ``context``
     the tokens cached before the decode step reported (default input_len + output_len // 2);
@@ -354,11 +372,17 @@ def estimate(
 
     Inputs that can be costed but describe no real deployment (a request beyond the model's
     max_position_embeddings, a context no request reaches, a deployment that does not fit)
-    leave one sentence each in ``Estimate.warnings`` (:mod:`mantile_core.plausibility`)."""
+    leave one sentence each in ``Estimate.warnings`` (:mod:`mantile_core.plausibility`).
+
+    ``dp`` > 1 deploys ``dp`` attention-data-parallel groups of ``tp`` GPUs (tp·dp in all):
+    each group runs attention and dense layers for ⌈batch/dp⌉ sequences, the MoE layers spread
+    their experts over all tp·dp GPUs (``ep`` divides tp·dp; ``ep`` = tp·dp is wide expert
+    parallelism) with an all-to-all dispatch and combine per MoE layer. Per-device figures are
+    the busiest group's devices'; throughput per GPU counts every group."""
     if not hasattr(model, "unique_layers"):
         model = load_model(model)
     hw = get_hardware(hardware)
-    tp, ep = _positive("tp", tp), _positive("ep", ep)
+    tp, ep, dp = _positive("tp", tp), _positive("ep", ep), _positive("dp", dp)
     batch, input_len, output_len = _positive("batch", batch), _positive("input_len", input_len), _positive("output_len", output_len)
     settings = resolve_settings(model, hw, engine=engine, kv_policy=kv_policy, kv_block=kv_block, kv_dtype=kv_dtype,
                                 dtype=dtype)
@@ -370,14 +394,21 @@ def estimate(
         context = input_len + output_len // 2
     elif isinstance(context, bool) or not isinstance(context, (int, numpy.integer)) or context < 0:
         raise InputError(f"'context' must be a non-negative integer (got {context!r})")
-    check_parallelism(model, tp, ep)
-    phases, serving = evaluate(model, settings, tp=tp, ep=ep, batch=batch, input_len=input_len,
+    check_parallelism(model, tp, ep, dp)
+    if dp > batch:
+        raise InputError(f"'batch' must be at least dp={dp}: every attention-DP group needs a sequence (got {batch})")
+    group = -(-batch // dp)
+    phases, serving = evaluate(model, settings, tp=tp, ep=ep, batch=group, input_len=input_len,
                                output_len=output_len, context=context, prompts=prompts,
-                               attention_dp=bool(attention_dp))
+                               attention_dp=bool(attention_dp), dp=dp)
+    if group * dp != batch:  # the groups are uneven: per-GPU rates count the sequences there are
+        share = batch / (group * dp)
+        serving = attrs.evolve(serving, throughput_tok_s_per_gpu=serving.throughput_tok_s_per_gpu * share,
+                               output_tok_s_per_gpu=serving.output_tok_s_per_gpu * share)
     result = Estimate(model, settings.hardware, tp, ep, batch, input_len, output_len, int(context), settings.policies,
                       settings.kv_dtype.name, phases.prefill, phases.request_prefill, phases.decode, phases.final,
                       serving, settings.precision, prompts, settings.engine.name if settings.engine else None,
-                      settings.kv_block)
+                      settings.kv_block, dp=dp)
     # a config without max_position_embeddings (Mamba: no positions) sets no length limit
     limit = model.config.max_position_embeddings if model.config.get("max_position_embeddings") else None
     warnings = length_warnings(model.name, limit, input_len, output_len, None if given_context is None else int(context))

@@ -78,7 +78,11 @@ class HardwareSpec:
     """One accelerator. ``peak_flops`` maps dtype names to dense FLOP/s; ``link_bandwidth`` is
     the one-way scale-up bandwidth per GPU; ``mesh_links`` is 0 for a switched fabric
     (NVSwitch: every peer reachable at the full bandwidth) or the number of point-to-point
-    links a GPU's bandwidth is split over (AMD Infinity Fabric: 7, one per peer)."""
+    links a GPU's bandwidth is split over (AMD Infinity Fabric: 7, one per peer).
+    ``node_size`` is how many GPUs share that scale-up fabric (8 on an HGX / MI300X-class
+    board, 72 in a GB200 NVL72 rack); ``scale_out_bandwidth`` the one-way bytes/s per GPU
+    between such nodes (default 50e9: one 400 Gb/s ConnectX-7 NIC per GPU, as in NVIDIA's DGX
+    H100/H200/B200 compute fabric). Collectives among devices of different nodes use it."""
 
     name: str
     description: str
@@ -90,6 +94,8 @@ class HardwareSpec:
     calibration: Calibration = Calibration()
     source: str = ""
     mesh_links: int = 0
+    node_size: int = 8
+    scale_out_bandwidth: float = 50e9
     _peaks: dict = attrs.field(factory=dict, init=False, eq=False, hash=False, repr=False)  # peak_for memo
 
     def peak_for(self, weight_format: str, activation_format: str | None = None) -> float:
@@ -138,6 +144,8 @@ def _spec(name: str, entry: dict) -> HardwareSpec:
         calibration=calibration,
         source=entry.get("source", ""),
         mesh_links=int(entry.get("mesh_links", 0)),
+        node_size=int(entry.get("node_size", 8)),
+        scale_out_bandwidth=float(entry.get("scale_out_bandwidth", 50e9)),
     )
 
 

@@ -29,6 +29,12 @@ calibration ``cal`` (see docs/timing.md for the figures and where they come from
   custom all-reduce pick by size. On a point-to-point mesh of L links (``mesh_links``, AMD)
   a device reaches n−1 peers over n−1 of its L links: B · (n−1)/L.
 
+- alltoall (MoE dispatch and combine under attention data parallelism: ``alltoalls`` calls
+  moving ``alltoall_bytes`` in all from each device to the W − 1 others, W = tp·dp): per call
+  α + max(on-node part / (B · allreduce_efficiency), off-node part / scale-out bandwidth),
+  the off-node part being the share (W − node)/(W − 1) of the peers on other nodes when W
+  exceeds the hardware's ``node_size``.
+
 A step that mixes decode and prefill tokens (chunked prefill) is timed by
 :func:`mixed_layer_seconds`: the two parts' compute and KV / activation traffic add, the
 weights are read once (the larger set: a prompt activates every expert), the kernels launch
@@ -51,6 +57,7 @@ __all__ = [
     "layer_seconds",
     "mixed_layer_seconds",
     "allreduce_seconds",
+    "alltoall_seconds",
     "BITS_PER_ELEMENT",
 ]
 
@@ -104,6 +111,20 @@ def allreduce_seconds(payload_bytes, collectives, tp, hw: HardwareSpec):
     return collectives * minimum(one_shot, two_shot)
 
 
+def alltoall_seconds(payload_bytes, calls, world, hw: HardwareSpec):
+    """Time of ``calls`` all-to-alls in which each device sends ``payload_bytes`` in all to
+    the other ``world`` − 1 devices: per call α + max(on-node bytes / scale-up bandwidth,
+    off-node bytes / scale-out bandwidth). 0 when there is none."""
+    cal = hw.calibration
+    alpha = hw.link_latency if cal.allreduce_latency is None else cal.allreduce_latency
+    peers = maximum(world - 1, 1)
+    off_node = maximum(world - hw.node_size, 0) / peers
+    per_call = payload_bytes / maximum(calls, 1)
+    on = (1 - off_node) * per_call / (_link_bandwidth(world, hw) * cal.allreduce_efficiency)
+    off = off_node * per_call / hw.scale_out_bandwidth
+    return calls * (alpha + maximum(on, off))
+
+
 def _gemm_rate(cost: LayerCost, hw: HardwareSpec):
     """FLOP/s of the layer's GEMMs before the small-M falloff: the wider of the weight and
     activation formats' peak, times gemm_efficiency, times mixed_gemm_efficiency when the
@@ -129,7 +150,8 @@ def layer_times(cost: LayerCost, step: Step, hw: HardwareSpec) -> LayerTimes:
     bandwidth = hw.hbm_bandwidth * cal.memory_efficiency
     weight_memory = cost.weight_bytes / bandwidth
     other_memory = (cost.kv_read_bytes + cost.kv_write_bytes + cost.activation_bytes) / bandwidth
-    comm = allreduce_seconds(cost.comm_bytes, cost.collectives, step.tp, hw)
+    comm = (allreduce_seconds(cost.comm_bytes, cost.collectives, step.tp, hw)
+            + alltoall_seconds(cost.alltoall_bytes, cost.alltoalls, step.tp * step.dp, hw))
     return LayerTimes(compute=compute, tile=tile, weight_memory=weight_memory, other_memory=other_memory,
                       overhead=cost.kernels * cal.kernel_overhead, comm=comm)
 
@@ -149,6 +171,8 @@ def mixed_layer_seconds(decode: LayerCost, decode_step: Step, prefill: LayerCost
     b = layer_times(prefill, prefill_step, hw)
     compute = a.compute + b.compute - minimum(a.tile, b.tile)
     memory = maximum(a.weight_memory, b.weight_memory) + a.other_memory + b.other_memory
-    comm = allreduce_seconds(decode.comm_bytes + prefill.comm_bytes,
-                             maximum(decode.collectives, prefill.collectives), decode_step.tp, hw)
+    comm = (allreduce_seconds(decode.comm_bytes + prefill.comm_bytes,
+                              maximum(decode.collectives, prefill.collectives), decode_step.tp, hw)
+            + alltoall_seconds(decode.alltoall_bytes + prefill.alltoall_bytes,
+                               maximum(decode.alltoalls, prefill.alltoalls), decode_step.tp * decode_step.dp, hw))
     return maximum(compute, memory) + maximum(a.overhead, b.overhead) + comm

@@ -47,6 +47,11 @@ class Step:
     """``batch`` sequences each add ``new_tokens`` queries after ``cached`` tokens already in
     the KV cache; run on ``tp``-way tensor and ``ep``-way expert parallelism.
 
+    ``dp`` > 1 is attention data parallelism: ``dp`` groups of ``tp`` devices each run the
+    attention (and dense layers) of their own ``batch`` sequences, while the MoE layers pool
+    the tokens of all groups over the ``tp·dp`` devices (``ep`` divides tp·dp) with an
+    all-to-all dispatch and combine.
+
     ``policies`` maps a mask ("causal", "sliding") to the :class:`CachePolicy` in force;
     ``kv_block`` is the paged-cache block in tokens.
     """
@@ -56,6 +61,7 @@ class Step:
     cached: Int
     tp: Int = 1
     ep: Int = 1
+    dp: Int = 1
     act_dtype: DType = attrs.field(default="bf16", converter=get_dtype)
     kv_dtype: DType = attrs.field(default="bf16", converter=get_dtype)
     policies: Mapping[str, Any] = attrs.field(factory=dict)
@@ -96,6 +102,7 @@ COST_FIELDS = (
     "kv_write_bytes",
     "activation_bytes",
     "comm_bytes",
+    "alltoall_bytes",
 )
 
 
@@ -111,7 +118,8 @@ class LayerCost:
       traffic of the step.
     - ``activation_bytes``: activation tensors the layer writes in the step.
     - ``comm_bytes``: collective payload (all-reduce: tokens·hidden·bytes); ``collectives``:
-      how many collectives; ``kernels``: kernel launches; ``gemm_dtype``: the format the
+      how many collectives; ``alltoall_bytes``: bytes this device sends in all-to-alls (MoE
+      dispatch + combine under attention data parallelism), ``alltoalls``: how many; ``kernels``: kernel launches; ``gemm_dtype``: the format the
       layer's main GEMMs are stored in (timing picks the tensor-core rate from it).
     """
 
@@ -125,11 +133,14 @@ class LayerCost:
     kv_write_bytes: Int = 0
     activation_bytes: Int = 0
     comm_bytes: Int = 0
+    alltoall_bytes: Int = 0
     collectives: Int = 0
+    alltoalls: Int = 0
     kernels: Int = 0
     gemm_dtype: str = "bf16"
 
     def as_dict(self) -> dict[str, int]:
         """Plain ints (the JSON contract's per-phase object, less time)."""
         return {f: int(getattr(self, f)) for f in ("flops", "matmul_flops", "weight_bytes", "kv_cache_bytes",
-                                                     "kv_read_bytes", "activation_bytes", "comm_bytes", "kernels")}
+                                                     "kv_read_bytes", "activation_bytes", "comm_bytes", "alltoall_bytes",
+                                                     "kernels")}

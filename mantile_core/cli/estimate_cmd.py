@@ -31,7 +31,11 @@ STRICT_HELP = "treat the warnings (request beyond max_position_embeddings, unrea
 def add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hardware", default=DEFAULT_HARDWARE, help=f"accelerator name (default {DEFAULT_HARDWARE})")
     parser.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (GPUs), default 1")
-    parser.add_argument("--ep", type=int, default=1, help="expert-parallel degree (divides tp), default 1")
+    parser.add_argument("--ep", type=int, default=1,
+                        help="expert-parallel degree (divides tp, or tp*dp with --dp), default 1")
+    parser.add_argument("--dp", type=int, default=1,
+                        help="attention data-parallel groups of tp GPUs (tp*dp GPUs; MoE experts spread over all "
+                             "of them with all-to-all dispatch/combine), default 1")
     parser.add_argument("--batch", type=int, default=1, help="concurrent sequences, default 1")
     parser.add_argument("--input-len", type=int, default=1024, help="prompt tokens, default 1024")
     parser.add_argument("--output-len", type=int, default=1024, help="generated tokens, default 1024")
@@ -73,7 +77,7 @@ def run(args) -> int:
     result = estimate(args.model, args.hardware, tp=args.tp, ep=args.ep, batch=args.batch,
                       input_len=args.input_len, output_len=args.output_len, context=args.context,
                       kv_policy=args.kv_policy, kv_block=args.kv_block, kv_dtype=args.kv_dtype,
-                      engine=args.engine, prompts=args.prompts, dtype=args.dtype)
+                      engine=args.engine, prompts=args.prompts, dtype=args.dtype, dp=args.dp)
     if report_warnings(result.warnings, args.strict):
         return 2
     doc = result.to_dict()
@@ -119,7 +123,8 @@ def print_report(result, doc: dict, kv_given: bool = False) -> None:
     mode = f"means over a benchmark of {bench} prompts at concurrency {doc['batch']}" if bench else \
         f"steady state at concurrency {doc['batch']}"
     engine = f"engine {doc['engine']}" if doc.get("engine") else "no engine profile (vLLM's defaults)"
-    print(f"{doc['model']} on {doc['tp']}× {doc['hardware']} (tp {doc['tp']}, ep {doc['ep']}), "
+    dp = f", dp {doc['dp']}" if doc["dp"] > 1 else ""
+    print(f"{doc['model']} on {doc['devices']}× {doc['hardware']} (tp {doc['tp']}, ep {doc['ep']}{dp}), "
           f"{doc['input_len']} in / {doc['output_len']} out, {mode}, {engine}")
     config = result.model.config
     precision = result.precision.describe() if result.precision else config.dtype.name

@@ -54,6 +54,12 @@ class Layer:
     def check_parallelism(self, tp: int, ep: int) -> None:
         """Raise ParallelismError when ``tp`` / ``ep`` cannot split this layer."""
 
+    def check_deployment(self, tp: int, ep: int, dp: int) -> None:
+        """Raise ParallelismError when the deployment cannot split this layer: ``dp`` groups of
+        ``tp`` devices (attention data parallelism). A layer run inside one group (attention,
+        dense MLP, norms) splits by ``tp`` only; the default says so. The MoE overrides it."""
+        self.check_parallelism(tp, ep)
+
     def cost(self, step: Step) -> LayerCost:
         """Per-device cost of one step (see :class:`LayerCost` for each field's units)."""
         raise NotImplementedError

@@ -7,6 +7,17 @@ MoE with E experts, top k, expert intermediate I, ``ep`` expert groups each spli
 expert's I over tp/ep devices (tp % ep == 0): router 2·T·H·E (replicated) plus 3·T·E for
 softmax / top-k; experts 2·T·k·3·H·I/tp (uniform routing). A step reads the weights of the
 local experts it activates in expectation, E/ep·(1 − (1 − k/E)^T), rounded to whole bytes.
+
+Under attention data parallelism (``step.dp`` = D > 1 groups of tp devices, W = tp·D) the
+experts are spread over all W devices: ``ep`` groups (ep | W) of W/ep devices each splitting an
+expert's I. The D groups' tokens are pooled (D·T tokens reach the experts), so per device the
+expert GEMMs are 2·D·T·k·3·H·I/W = 2·T·k·3·H·I/tp, the same as tensor parallelism, and a
+step reads the local experts that D·T tokens activate. Each device dispatches its share
+⌈T/tp⌉ of its group's tokens and gets them back (combine): per token H activation values to
+each remote device that holds one of its k experts, in expectation
+W·(1 − (1 − 1/ep)^k)·(W − 1)/W devices (one copy per device, as DeepEP sends it), so
+``alltoall_bytes`` = 2·⌈T/tp⌉·H·bytes·(W − 1)·(1 − (1 − 1/ep)^k) in two all-to-alls; the
+group's all-gather back to tp ranks keeps the all-reduce term of tensor parallelism.
 """
 
 from __future__ import annotations
@@ -142,42 +153,63 @@ class MoE(Layer):
         if self.shared_intermediate:
             require_divides("tp", tp, "shared_expert_intermediate_size", self.shared_intermediate)
 
+    def check_deployment(self, tp: int, ep: int, dp: int) -> None:
+        if dp == 1:
+            self.check_parallelism(tp, ep)
+            return
+        world = tp * dp
+        if ep < 1 or world % ep:
+            raise ParallelismError(f"'ep' must divide tp*dp={world} (got {ep}): under attention data parallelism "
+                                   f"the experts are split over ep groups of tp*dp/ep devices")
+        require_divides("ep", ep, "num_experts", self.experts)
+        require_divides("tp*dp/ep", world // ep, "moe_intermediate_size", self.intermediate)
+        if self.shared_intermediate:
+            require_divides("tp", tp, "shared_expert_intermediate_size", self.shared_intermediate)
+
     def describe(self) -> dict:
         return {"experts": self.experts, "top_k": self.top_k, "intermediate": self.intermediate,
                 "expert_dtype": self.expert_dtype.name}
 
     def cost(self, step: Step) -> LayerCost:
         tp, ep, hidden, tokens = step.tp, step.ep, self.hidden, step.tokens
-        inter = self.intermediate // (tp // ep)
+        dp = step.dp
+        world = tp * dp  # devices the experts are spread over
+        pooled = tokens * dp  # tokens of every attention-DP group reach the experts
+        inter = self.intermediate // (world // ep)
         local = self.experts // ep
         shared = self.shared_intermediate // tp
         per_expert = (matrices_nbytes(self.expert_dtype, self._gated_matrices(inter))
                       + self.dense_dtype.nbytes(self._expert_biases(inter)))
         dense_resident = self._dense_bytes(shared)
-        active = expected_active_experts(local, self.experts, self.top_k, tokens)
-        expert_matmul = 2 * tokens * self.top_k * 3 * hidden * self.intermediate // tp
+        active = expected_active_experts(local, self.experts, self.top_k, pooled)
+        expert_matmul = 2 * pooled * self.top_k * 3 * hidden * self.intermediate // world
         shared_matmul = 2 * tokens * 3 * hidden * shared
         router = 2 * tokens * hidden * self.experts
         matmul = router + expert_matmul + shared_matmul
-        routed = tokens * self.top_k  # token-expert assignments over the whole layer
+        routed = pooled * self.top_k  # token-expert assignments over the whole layer
         elementwise = (
             ROUTER_FLOPS_PER_LOGIT * tokens * self.experts + self.router_bias * tokens * self.experts
-            + ACT_FLOPS_PER_ELEMENT * routed * self.intermediate // tp
+            + ACT_FLOPS_PER_ELEMENT * routed * self.intermediate // world
             + self.expert_bias * routed * (2 * inter + hidden) // ep  # rank 0 of a group adds the down bias
             + routed * hidden // ep  # weighting and summing the k expert outputs
             + ACT_FLOPS_PER_ELEMENT * tokens * shared
         )
         parallel = tp > 1
         act = step.act_dtype
+        dispatched = -(-tokens // tp)  # this device's share of its group's tokens
+        remote = (world - 1) * (1.0 - (1.0 - 1.0 / ep) ** self.top_k)  # expected remote devices per token
+        alltoall = (dp > 1) * 2 * round_int(act.nbytes(dispatched * hidden) * remote)
         return LayerCost(
             flops=matmul + elementwise,
             matmul_flops=matmul,
             weight_bytes=dense_resident + round_int(active * per_expert),
             resident_weight_bytes=dense_resident + local * per_expert,
-            activation_bytes=act.nbytes(tokens * self.experts + routed * (3 * self.intermediate // tp + hidden // ep)
+            activation_bytes=act.nbytes(tokens * self.experts + routed * (3 * self.intermediate // world + hidden // ep)
                                         + tokens * (3 * shared + hidden)),
             comm_bytes=act.nbytes(tokens * hidden) * parallel,
             collectives=1 * parallel,
-            kernels=5 + 3 * bool(self.shared_intermediate) + 1 * parallel,
+            alltoall_bytes=alltoall,
+            alltoalls=2 * (dp > 1),
+            kernels=5 + 3 * bool(self.shared_intermediate) + 1 * parallel + 2 * (dp > 1),
             gemm_dtype=self.expert_dtype.compute_name,
         )

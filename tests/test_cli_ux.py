@@ -79,7 +79,9 @@ def test_ttft_and_tpot_explained(capsys):
                          "a latency.")
     assert lines[-1] == ("TPOT = the mean step a decoding request sees: the decode step plus the prompts of arriving "
                          "requests (docs/timing.md).")
-    assert "│ one request's prompt step" in out and "│ prefill of all 1 prompts in one step" in out
+    assert "│ one request's prompt step" in out and "│ prefill of the batch's 1 prompt in one step" in out
+    _, out, _ = run(capsys, "estimate", "llama-3.1-8b", "--hardware", "h100", "--batch", "8")
+    assert "│ prefill of the batch's 8 prompts in one step" in out
 
 
 @pytest.mark.skipif(not _plugin_installed("mantile-swa-cache"), reason="needs mantile-swa-cache")

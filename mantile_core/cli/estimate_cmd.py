@@ -46,7 +46,7 @@ def add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("estimate", help="estimate one deployment", description=__doc__,
+    p = sub.add_parser("estimate", help="estimate one deployment", description=__doc__.replace("``", ""),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"bundled name or config.json path (default {DEFAULT_MODEL})")
     add_deployment_arguments(p)
@@ -140,7 +140,7 @@ def print_report(result, doc: dict, kv_given: bool = False) -> None:
         (f"throughput per GPU, input + output ({mean})", f"{sig(doc['throughput_tok_s_per_gpu'])} tok/s"),
         (f"output tokens per GPU ({mean})", f"{sig(doc['output_tok_s_per_gpu'])} tok/s"),
         ("one request's prompt step", f"{sig(float(result.request_prefill.seconds_total) * 1e3)} ms"),
-        (f"prefill of all {doc['batch']} prompts in one step", f"{sig(doc['prefill']['time_ms'])} ms, {si(doc['prefill']['flops'], 'FLOP')}"),
+        (f"prefill of the batch's {doc['batch']} prompt{'s' if doc['batch'] != 1 else ''} in one step", f"{sig(doc['prefill']['time_ms'])} ms, {si(doc['prefill']['flops'], 'FLOP')}"),
         (f"decode step (context {doc['context']})", f"{sig(doc['decode']['time_ms'])} ms, {bytes_h(doc['decode']['weight_bytes'] + doc['decode']['kv_read_bytes'])} read"),
         ("weights per device", bytes_h(mem["weight_bytes"])),
         ("KV cache per device (end of request)", bytes_h(mem["kv_cache_bytes"])),

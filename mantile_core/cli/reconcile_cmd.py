@@ -30,9 +30,11 @@ def model_note(path: str, model: str) -> str | None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("reconcile", help="compare estimates with a file of serving measurements", description=__doc__)
+    p = sub.add_parser("reconcile", help="compare estimates with a file of serving measurements", description=__doc__.replace("``", ""))
     p.add_argument("csv", help="measurements in InferenceMAX's CSV format (e.g. shared/data/inferencemax_gpt-oss-120b.csv)")
-    p.add_argument("--model", default="gpt-oss-120b", help="model the rows measured (default gpt-oss-120b)")
+    p.add_argument("--model", default="gpt-oss-120b",
+                   help="model the rows measured (default gpt-oss-120b); a note on stderr says when the file has "
+                        "no model column, or names other models in it")
     p.add_argument("--by", choices=("group", "hardware", "framework"), default="group",
                    help="group errors by hardware + engine (default), hardware or framework")
     p.add_argument("--split-seed", type=int, default=None,

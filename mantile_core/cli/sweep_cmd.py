@@ -25,7 +25,7 @@ PROGRESS_MIN_POINTS = 500_000  # show a progress bar only for sweeps at least th
 
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="sweep deployments; Pareto frontier and best under SLOs",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__.replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"bundled name or config.json path (default {DEFAULT_MODEL})")
     p.add_argument("--hardware", default=DEFAULT_HARDWARE, help=f"comma list of accelerators (default {DEFAULT_HARDWARE})")
     p.add_argument("--tp", default="1,2,4,8", help="tensor-parallel degrees (default 1,2,4,8)")

@@ -13,6 +13,10 @@ otherwise, as vLLM's ``kv_cache_dtype="auto"`` does).
 - a bf16 or fp16 checkpoint is kept where supported, else the first supported dtype
   replaces it.
 
+Older vLLM releases, and SGLang, serve a float32 checkpoint in fp16 instead (bf16 for Gemma):
+``dtype="fp16"`` reproduces them. A config without ``torch_dtype`` is read as bf16 by the
+config parser (vLLM would look at the safetensors files, then assume float32).
+
 An explicit ``dtype`` (bf16, fp16 or fp32; vLLM's spellings half, float16, bfloat16, float,
 float32 too) wins. Quantized weights (mxfp4, fp8, nvfp4 from ``quantization_config``) keep
 their format: the served dtype applies to the tensors quantization leaves alone (biases,

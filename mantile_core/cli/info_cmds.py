@@ -101,7 +101,12 @@ def run_layers(args) -> int:
 
 def _detail(row: dict) -> str:
     if row.get("mask"):
-        return f"{row['mask']}" + (f" window {row['window']}" if row.get("window") else "")
+        text = f"{row['mask']}" + (f" window {row['window']}" if row.get("window") else "")
+        if row.get("kv_cache") == "latent":  # MLA: one latent per token, every tp rank holds it
+            text += f", latent KV {row['kv_values_per_token']}/token (replicated across tp)"
+        if row.get("index_topk"):
+            text += f", top-{row['index_topk']} sparse"
+        return text
     if row.get("experts"):
         return f"{row['experts']} experts top-{row['top_k']} {row['expert_dtype']}"
     return ""

@@ -45,7 +45,10 @@ from mantile_core.layers.attention import ROPE_FLOPS_PER_ELEMENT, ROPE_TABLE_DTY
 from mantile_core.layers.simple import NORM_FLOPS_PER_ELEMENT
 from mantile_core.workload import LayerCost, Step
 
-__all__ = ["MLAttention", "is_decode", "pick"]
+__all__ = ["MLAttention", "is_decode", "pick", "MATMUL_TERMS", "ATTENTION_TERMS"]
+
+MATMUL_TERMS = ("q_proj", "kv_a_proj", "o_proj", "kv_b_expand", "absorb_uk", "absorb_uv", "attention")
+ATTENTION_TERMS = ("attention",)
 
 
 def is_decode(step: Step):
@@ -128,6 +131,17 @@ class MLAttention(Layer):
                 "rope_type": self.rope_type}
 
     # --- cost ------------------------------------------------------------------------
+    matmul_terms = MATMUL_TERMS
+    attention_terms = ATTENTION_TERMS
+
+    def absorbed(self, step: Step):
+        """Where the step runs the absorbed form: one new token per sequence (decode)."""
+        return is_decode(step)
+
+    def attended_pairs(self, step: Step):
+        """(query, key) pairs of the step per query head over the batch: causal."""
+        return step.batch * step.policy(self.mask).attended_pairs(step.new_tokens, step.cached, 0)
+
     def flop_terms(self, step: Step) -> dict:
         """Each FLOP term of the module docstring for ``step`` (per device), by name."""
         tp = step.tp
@@ -135,9 +149,9 @@ class MLAttention(Layer):
         tokens = step.tokens
         h, r, dn, dr, dv = self.hidden, self.kv_lora_rank, self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim
         r_q = self.q_lora_rank or 0
-        pairs = step.batch * step.policy(self.mask).attended_pairs(step.new_tokens, step.cached, 0)
+        pairs = self.attended_pairs(step)
         keys = step.batch * step.written
-        decode = is_decode(step)
+        decode = self.absorbed(step)
         if r_q:
             q = 2 * tokens * h * r_q + 2 * tokens * r_q * hl * self.qk_head_dim
         else:
@@ -163,15 +177,14 @@ class MLAttention(Layer):
         tokens = step.tokens
         policy = step.policy(self.mask)
         terms = self.flop_terms(step)
-        matmul = sum(terms[k] for k in ("q_proj", "kv_a_proj", "o_proj", "kv_b_expand", "absorb_uk", "absorb_uv",
-                                        "attention"))
-        elementwise = terms["norms"] + terms["rope"] + terms["softmax"] + terms["bias"]
+        matmul = sum(terms[k] for k in self.matmul_terms)
+        elementwise = sum(v for k, v in terms.items() if k not in self.matmul_terms)
         width = self.latent_width
         resident = policy.resident_positions(step.written, 0, step.kv_block)
         read = policy.read_positions(step.written, 0, step.kv_block)
         weights = (matrices_nbytes(self.weight_dtype, self._matrices(hl))
                    + self.norm_dtype.nbytes(self._small()))
-        decode = is_decode(step)
+        decode = self.absorbed(step)
         r_q, r, dn, dv = self.q_lora_rank or 0, self.kv_lora_rank, self.qk_nope_head_dim, self.v_head_dim
         keys = step.batch * step.written
         # written activations: q latent, q, latent, attention output, o_proj output; plus the
@@ -179,11 +192,13 @@ class MLAttention(Layer):
         act = tokens * (r_q + hl * self.qk_head_dim + width + hl * dv + self.hidden)
         act = act + pick(decode, 2 * tokens * hl * r, keys * hl * (dn + dv))
         parallel = tp > 1
-        kernels = 6 + 2 * bool(self.q_lora_rank) + 1 + 1 * parallel  # +1: kv_b expand or the two absorptions - 1
+        # q (q_a, norm, q_b or q_proj), kv_a, kv norm, rope, kv_b expand (or W_UK and W_UV:
+        # one more), attention, o_proj, the all-reduce
+        kernels = 7 + 2 * bool(self.q_lora_rank) + 1 * parallel
         return LayerCost(
             flops=matmul + elementwise,
             matmul_flops=matmul,
-            attention_flops=terms["attention"],
+            attention_flops=sum(terms[k] for k in self.attention_terms),
             weight_bytes=weights,
             resident_weight_bytes=weights,
             kv_cache_bytes=step.kv_dtype.nbytes(step.batch * width * resident),

@@ -13,6 +13,13 @@ rope_scaling, torch_dtype, quantization_config) are the core's. This module read
   code), ``n_group`` / ``topk_group`` (grouped top-k), ``topk_method`` ("noaux_tc": sigmoid
   scores plus the ``e_score_correction_bias`` of E parameters; "greedy" / "group_limited_greedy":
   softmax scores, no bias), ``routed_scaling_factor``, ``norm_topk_prob``, ``scoring_func``;
+- DeepSeek Sparse Attention (``deepseek_v32``, ``glm_moe_dsa``; :class:`DsaSpec`):
+  ``index_n_heads``, ``index_head_dim``, ``index_topk``; GLM-5's per-layer indexer schedule
+  ``indexer_types`` ("full" runs an indexer, "shared" reuses the previous full layer's top-k),
+  else ``index_topk_pattern`` ("F"/"S" per layer), else ``index_topk_freq`` and
+  ``index_skip_topk_offset`` (layer i full when max(i − offset + 1, 0) % freq == 0; defaults
+  1 and 2: every layer), and GLM's ``mlp_layer_types`` ("dense"/"sparse" per layer), which
+  replaces first_k_dense_replace / moe_layer_freq when given;
 - ``num_nextn_predict_layers``: the MTP module, not part of the model served without
   speculation (reported apart, see :mod:`.layout`).
 
@@ -27,16 +34,13 @@ import attrs
 from mantile_core import checks
 from mantile_core.errors import ConfigError
 
-__all__ = ["MODEL_TYPES", "MlaShape", "MoeSpec", "mla_shape", "moe_spec", "moe_layer_flags", "read_deepseek",
+__all__ = ["MODEL_TYPES", "DSA_MODEL_TYPES", "DsaSpec", "dsa_spec", "read_dsa_spec", "MlaShape", "MoeSpec", "mla_shape", "moe_spec", "moe_layer_flags", "read_deepseek",
            "mtp_layers"]
 
-MODEL_TYPES = frozenset({"deepseek_v2", "deepseek_v3", "kimi_k2"})
+DSA_MODEL_TYPES = frozenset({"deepseek_v32", "glm_moe_dsa"})
+MODEL_TYPES = frozenset({"deepseek_v2", "deepseek_v3", "kimi_k2"}) | DSA_MODEL_TYPES
 CORRECTION_BIAS_METHODS = frozenset({"noaux_tc"})
 TOPK_METHODS = ("greedy", "group_limited_greedy", "noaux_tc")
-
-
-def _where(config) -> str:
-    return f"config {config.name!r}"
 
 
 @attrs.frozen
@@ -72,7 +76,7 @@ def read_mla_shape(raw, where: str) -> MlaShape:
 
 def mla_shape(config) -> MlaShape:
     """:func:`read_mla_shape` of a ModelConfig's raw dict."""
-    return read_mla_shape(config.raw, _where(config))
+    return read_mla_shape(config.raw, config.where)
 
 
 @attrs.frozen
@@ -126,14 +130,64 @@ def read_moe_spec(raw, where: str) -> MoeSpec | None:
 
 def moe_spec(config) -> MoeSpec | None:
     """:func:`read_moe_spec` of a ModelConfig's raw dict."""
-    return read_moe_spec(config.raw, _where(config))
+    return read_moe_spec(config.raw, config.where)
 
 
-def moe_layer_flags(spec: MoeSpec | None, num_layers: int) -> tuple[bool, ...]:
-    """Layer i is MoE when i >= first_k_dense_replace and i % moe_layer_freq == 0."""
+def moe_layer_flags(spec: MoeSpec | None, num_layers: int, raw=None, where: str = "config") -> tuple[bool, ...]:
+    """Layer i is MoE per ``mlp_layer_types`` ("sparse") when the raw config gives it, else when
+    i >= first_k_dense_replace and i % moe_layer_freq == 0."""
     if spec is None:
         return (False,) * num_layers
+    if raw is not None:
+        types = checks.get_str_list(raw, "mlp_layer_types", where, None, length=num_layers,
+                                    choices=("dense", "sparse"))
+        if types is not None:
+            return tuple(t == "sparse" for t in types)
     return tuple(i >= spec.first_k_dense_replace and i % spec.moe_layer_freq == 0 for i in range(num_layers))
+
+
+@attrs.frozen
+class DsaSpec:
+    """DeepSeek Sparse Attention keys: indexer heads and width, top-k, and which layers run
+    their own indexer (``indexers[i]``)."""
+
+    index_n_heads: int
+    index_head_dim: int
+    index_topk: int
+    indexers: tuple[bool, ...]
+
+
+def read_dsa_spec(raw, where: str) -> DsaSpec | None:
+    """The DSA keys of a deepseek_v32 / glm_moe_dsa config (None for other model types)."""
+    if raw.get("model_type") not in DSA_MODEL_TYPES:
+        return None
+    layers = checks.get_int(raw, "num_hidden_layers", where, maximum=checks.MAX_LAYERS)
+    types = checks.get_str_list(raw, "indexer_types", where, None, length=layers, choices=("full", "shared"))
+    if types is None and isinstance(raw.get("index_topk_pattern"), str):
+        pattern = checks.get_str(raw, "index_topk_pattern", where)
+        if len(pattern) != layers or set(pattern) - {"F", "S"}:
+            raise ConfigError(f"{where}: 'index_topk_pattern' must have one 'F' or 'S' per layer ({layers}) "
+                              f"(got {pattern!r})")
+        types = tuple("full" if c == "F" else "shared" for c in pattern)
+    elif types is None and raw.get("index_topk_pattern") is not None:
+        types = checks.get_str_list(raw, "index_topk_pattern", where, length=layers, choices=("full", "shared"))
+    if types is None:
+        freq = checks.get_int(raw, "index_topk_freq", where, 1)
+        offset = checks.get_int(raw, "index_skip_topk_offset", where, 2, minimum=0, maximum=checks.MAX_LAYERS)
+        types = tuple("full" if max(i - offset + 1, 0) % freq == 0 else "shared" for i in range(layers))
+    if types and types[0] != "full":
+        raise ConfigError(f"{where}: the first layer must run its own indexer ('full'), not {types[0]!r}")
+    return DsaSpec(
+        index_n_heads=checks.get_int(raw, "index_n_heads", where),
+        index_head_dim=checks.get_int(raw, "index_head_dim", where),
+        index_topk=checks.get_int(raw, "index_topk", where, maximum=checks.MAX_POSITIONS),
+        indexers=tuple(t == "full" for t in types),
+    )
+
+
+def dsa_spec(config) -> DsaSpec | None:
+    """:func:`read_dsa_spec` of a ModelConfig's raw dict."""
+    return read_dsa_spec(config.raw, config.where)
 
 
 def mtp_layers(raw, where: str) -> int:
@@ -150,11 +204,15 @@ def read_deepseek(raw: dict, where: str) -> dict:
     layers = checks.get_int(raw, "num_hidden_layers", where, maximum=checks.MAX_LAYERS)
     spec = read_moe_spec(raw, where)
     mtp_layers(raw, where)
+    dsa = read_dsa_spec(raw, where)
+    if dsa is not None and dsa.index_head_dim < shape.qk_rope_head_dim:
+        raise ConfigError(f"{where}: 'index_head_dim'={dsa.index_head_dim} must be at least "
+                          f"qk_rope_head_dim={shape.qk_rope_head_dim} (the indexer rotates that many dims)")
     out = dict(raw)
     out["head_dim"] = shape.qk_rope_head_dim
     out["num_key_value_heads"] = shape.heads
     if spec is not None:
-        flags = moe_layer_flags(spec, layers)
+        flags = moe_layer_flags(spec, layers, raw, where)
         out["num_experts"] = spec.n_routed_experts
         out["mlp_only_layers"] = [i for i, moe in enumerate(flags) if not moe]
         out.pop("decoder_sparse_step", None)

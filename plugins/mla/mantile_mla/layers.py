@@ -19,7 +19,8 @@ from mantile_core.layers.simple import RMSNorm
 from mantile_core.records import LayerSlot, LayerType, ModelLayout
 
 from .attention import MLAttention
-from .config import MODEL_TYPES, mla_shape, moe_layer_flags, moe_spec, mtp_layers
+from .config import MODEL_TYPES, dsa_spec, mla_shape, moe_layer_flags, moe_spec, mtp_layers
+from .dsa import DSAttention
 from .moe import DeepSeekMoE
 
 __all__ = ["LAYER_TYPES", "LAYOUTS", "build_attention", "build_mlp", "build_moe", "mtp_extras", "deepseek_slots"]
@@ -28,15 +29,27 @@ __all__ = ["LAYER_TYPES", "LAYOUTS", "build_attention", "build_mlp", "build_moe"
 def build_attention(config, slot: LayerSlot) -> MLAttention:
     """The MLA of decoder layer ``slot.index``: its linears in the quantization format (unless
     excluded), norms and biases in the checkpoint dtype; RoPE of the config's rope_type on
-    qk_rope_head_dim dims."""
+    qk_rope_head_dim dims. DeepSeek-V3.2 / GLM-5: DSA, with the layer's own indexer unless the
+    schedule shares the previous one (MTP layers run their own)."""
     shape = mla_shape(config)
     rope = config.rope_parameters
-    return MLAttention(name=slot.name, index=slot.index, hidden=shape.hidden, heads=shape.heads,
-                       q_lora_rank=shape.q_lora_rank, kv_lora_rank=shape.kv_lora_rank,
-                       qk_nope_head_dim=shape.qk_nope_head_dim, qk_rope_head_dim=shape.qk_rope_head_dim,
-                       v_head_dim=shape.v_head_dim, weight_dtype=config.weight_dtype(slot.name),
-                       norm_dtype=config.dtype, attention_bias=shape.attention_bias,
-                       rope_type=rope.get("rope_type", "default"), max_position=config.max_position_embeddings)
+    dsa = dsa_spec(config)
+    if dsa is not None:
+        index = slot.index if slot.index is not None else 0
+        return DSAttention(**_mla_kwargs(config, slot, shape, rope), index_n_heads=dsa.index_n_heads,
+                           index_head_dim=dsa.index_head_dim, index_topk=dsa.index_topk,
+                           index_dtype=config.weight_dtype(slot.name + ".indexer"),
+                           indexer=dsa.indexers[index] if index < len(dsa.indexers) else True)
+    return MLAttention(**_mla_kwargs(config, slot, shape, rope))
+
+
+def _mla_kwargs(config, slot: LayerSlot, shape, rope) -> dict:
+    return dict(name=slot.name, index=slot.index, hidden=shape.hidden, heads=shape.heads,
+                q_lora_rank=shape.q_lora_rank, kv_lora_rank=shape.kv_lora_rank,
+                qk_nope_head_dim=shape.qk_nope_head_dim, qk_rope_head_dim=shape.qk_rope_head_dim,
+                v_head_dim=shape.v_head_dim, weight_dtype=config.weight_dtype(slot.name),
+                norm_dtype=config.dtype, attention_bias=shape.attention_bias,
+                rope_type=rope.get("rope_type", "default"), max_position=config.max_position_embeddings)
 
 
 def build_mlp(config, slot: LayerSlot) -> GatedMLP:
@@ -60,8 +73,7 @@ def build_moe(config, slot: LayerSlot) -> DeepSeekMoE:
 
 def _mtp_layers(config) -> list:
     """The layers of the MTP module as stored (see the module docstring), unsharded."""
-    where = f"config {config.name!r}"
-    count = mtp_layers(config.raw, where)
+    count = mtp_layers(config.raw, config.where)
     hidden, vocab = config.hidden_size, config.vocab_size
     spec = moe_spec(config)
     out = []
@@ -86,7 +98,7 @@ def mtp_extras(config) -> dict:
     """``mtp_layers``, ``mtp_params`` and ``mtp_weight_bytes`` of the MTP module as the
     checkpoint stores it (embedding and head copies included), reported beside the totals."""
     layers = _mtp_layers(config)
-    count = mtp_layers(config.raw, f"config {config.name!r}")
+    count = mtp_layers(config.raw, config.where)
     if not count:
         return {"mtp_layers": 0, "mtp_params": 0, "mtp_weight_bytes": 0}
     hidden, vocab = config.hidden_size, config.vocab_size
@@ -100,7 +112,7 @@ def mtp_extras(config) -> dict:
 def deepseek_slots(config) -> list[LayerSlot]:
     """The standard decoder stack with DeepSeek's MoE pattern: layer i is MoE when
     i >= first_k_dense_replace and i % moe_layer_freq == 0."""
-    flags = moe_layer_flags(moe_spec(config), config.num_layers)
+    flags = moe_layer_flags(moe_spec(config), config.num_layers, config.raw, config.where)
     return [LayerSlot("moe" if flags[s.index] else "mlp", s.index, s.name) if s.kind in ("mlp", "moe") else s
             for s in standard_slots(config)]
 

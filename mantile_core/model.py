@@ -32,7 +32,7 @@ DATA = Path(__file__).parent / "data" / "models"
 # model_type -> the checkout's plugin distribution that supports it (for install hints when it
 # is not installed); every plugin of this checkout lists its model types here
 MODEL_TYPE_PLUGINS = {"gpt_oss": "mantile-gpt-oss-attention", "deepseek_v2": "mantile-mla", "deepseek_v3": "mantile-mla",
-                      "kimi_k2": "mantile-mla"}
+                      "kimi_k2": "mantile-mla", "deepseek_v32": "mantile-mla", "glm_moe_dsa": "mantile-mla"}
 
 
 @attrs.frozen

@@ -98,3 +98,34 @@ def test_validation_cases_pass():
     names = {case.name for case in v.VALIDATION_CASES}
     assert names == {"mla-numerics", "mla-absorbed-equals-expanded", "mla-tp-shards", "mla-flops", "mla-bytes"}
     assert v._absorbed_case().passed
+
+
+# --- DeepSeek Sparse Attention --------------------------------------------------------------
+
+@pytest.mark.parametrize("family", ["deepseek_v32", "glm_moe_dsa"])
+def test_dsa_equals_transformers(family):
+    pytest.importorskip("transformers")
+    fig = v.dsa_transformers_figures(family)
+    assert fig["prefill"] <= 1e-5 * fig["scale"] and fig["decode"] <= 1e-5 * fig["scale"]
+
+
+def test_dsa_sparsity_matters():
+    """With the top-k lifted, the MLA of the same weights gives another output: the sparse
+    comparison above can fail."""
+    from mantile_mla.reference import DSAReference
+
+    ref = DSAReference(**v.TINY["v3"], rope=v.TINY_ROPE, max_position=2560, **v.TINY_DSA).eval()
+    v._randomize(ref)
+    dense = DSAReference(**v.TINY["v3"], rope=v.TINY_ROPE, max_position=2560,
+                         **dict(v.TINY_DSA, index_topk=10_000)).eval()
+    dense.load_state_dict(ref.state_dict())
+    x = torch.randn(1, 24, ref.hidden)
+    with torch.no_grad():
+        assert (ref(x) - dense(x)).abs().max() > 1e-4
+    assert int(ref.last_mask.sum()) == sum(min(p + 1, 6) for p in range(24))
+
+
+@pytest.mark.parametrize("topk", [16, 2048])
+def test_dsa_pairs_flops_bytes(topk):
+    fig = v.dsa_figures(topk=topk)
+    assert fig["measured"] == fig["analytic"]

@@ -36,7 +36,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-__all__ = ["MLAReference", "LatentCache", "RMSNorm", "softmax_scale", "from_layer"]
+__all__ = ["MLAReference", "DSAReference", "Indexer", "LatentCache", "RMSNorm", "softmax_scale", "from_layer"]
 
 
 class RMSNorm(nn.Module):
@@ -56,14 +56,20 @@ class RMSNorm(nn.Module):
 
 class LatentCache:
     """The MLA cache of one layer: (batch, positions, r + dr), the normalised latent c then
-    the rotated k_pe of every written position; ``nbytes`` is what it holds."""
+    the rotated k_pe of every written position, and for a DSA layer with an indexer its keys
+    (batch, positions, di); ``nbytes`` is what it holds."""
 
-    def __init__(self, batch: int, width: int, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, batch: int, width: int, dtype: torch.dtype = torch.float32, index_width: int = 0) -> None:
         self.latent = torch.zeros(batch, 0, width, dtype=dtype)
+        self.index_keys = torch.zeros(batch, 0, index_width, dtype=dtype) if index_width else None
 
     def update(self, latent: torch.Tensor) -> torch.Tensor:
         self.latent = torch.cat([self.latent, latent.to(self.latent.dtype)], dim=1)
         return self.latent
+
+    def update_index(self, keys: torch.Tensor) -> torch.Tensor:
+        self.index_keys = torch.cat([self.index_keys, keys.to(self.index_keys.dtype)], dim=1)
+        return self.index_keys
 
     @property
     def length(self) -> int:
@@ -71,7 +77,7 @@ class LatentCache:
 
     @property
     def nbytes(self) -> int:
-        return self.latent.nbytes
+        return self.latent.nbytes + (self.index_keys.nbytes if self.index_keys is not None else 0)
 
 
 def softmax_scale(rope: Mapping, qk_head_dim: int) -> float:
@@ -140,10 +146,16 @@ class MLAReference(nn.Module):
     def new_cache(self, batch: int, dtype: torch.dtype | None = None) -> LatentCache:
         return LatentCache(batch, self.kv_lora_rank + self.dr, dtype or self.kv_b_proj.weight.dtype)
 
-    def _query(self, x: torch.Tensor) -> torch.Tensor:
+    def _query(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(q, the normalised q latent that also feeds a DSA indexer; x without q LoRA)."""
         if self.q_lora_rank:
-            return self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x)))
-        return self.q_proj(x)
+            resid = self.q_a_layernorm(self.q_a_proj(x))
+            return self.q_b_proj(resid), resid
+        return self.q_proj(x), x
+
+    def select(self, x, q_resid, positions, cos, sin, cache, mask):
+        """Keys each query may attend: ``mask`` (causal) for MLA; DSA narrows it to the top-k."""
+        return mask, None
 
     # --- forward ------------------------------------------------------------------------
     def forward(self, hidden_states: torch.Tensor, start: int = 0, cache: LatentCache | None = None,
@@ -151,7 +163,8 @@ class MLAReference(nn.Module):
         """(batch, seq, hidden) at positions start..start+seq-1 -> (batch, seq, hidden)."""
         batch, seq, _ = hidden_states.shape
         positions = torch.arange(start, start + seq)
-        q = self._query(hidden_states).view(batch, seq, self.heads, self.dn + self.dr).transpose(1, 2)
+        q, q_resid = self._query(hidden_states)
+        q = q.view(batch, seq, self.heads, self.dn + self.dr).transpose(1, 2)
         q_nope, q_pe = q[..., :self.dn], q[..., self.dn:]
         compressed = self.kv_a_proj_with_mqa(hidden_states)
         c = self.kv_a_layernorm(compressed[..., :self.kv_lora_rank])
@@ -166,12 +179,15 @@ class MLAReference(nn.Module):
             latent = cache.update(latent).to(q.dtype)
         key_pos = torch.arange(latent.shape[1])
         mask = key_pos[None, :] <= positions[:, None]
+        mask, indices = self.select(hidden_states, q_resid, positions, cos, sin, cache, mask)
         self.last_mask = mask
         if mode == "auto":
-            mode = "absorbed" if seq == 1 else "expanded"
+            mode = "absorbed" if seq == 1 or indices is not None else "expanded"
         self.last_mode = mode
         c_all, k_pe_all = latent[..., :self.kv_lora_rank], latent[..., self.kv_lora_rank:]
-        if mode == "expanded":
+        if indices is not None and seq == 1:
+            out = self._gathered(q_nope, q_pe, c_all, k_pe_all, indices)
+        elif mode == "expanded":
             out = self._expanded(q_nope, q_pe, c_all, k_pe_all, mask)
         elif mode == "absorbed":
             out = self._absorbed(q_nope, q_pe, c_all, k_pe_all, mask)
@@ -199,6 +215,20 @@ class MLAReference(nn.Module):
         scores = torch.matmul(q_lat, c[:, None].transpose(-1, -2)) + torch.matmul(q_pe, k_pe[:, None].transpose(-1, -2))
         probs = self._softmax(scores * self.scaling, mask)
         o_lat = torch.matmul(probs, c[:, None])
+        return torch.einsum("bhsr,hvr->bhsv", o_lat, w_uv)
+
+    def _gathered(self, q_nope, q_pe, c, k_pe, indices):
+        """Absorbed attention over the gathered latents of ``indices`` (batch, seq, k): what a
+        sparse decode kernel reads and computes (every gathered key is causal in decode)."""
+        w = self.kv_b_proj.weight.view(self.heads, self.dn + self.dv, self.kv_lora_rank)
+        w_uk, w_uv = w[:, :self.dn], w[:, self.dn:]
+        batch = c.shape[0]
+        rows = torch.arange(batch)[:, None, None]
+        c_sel, pe_sel = c[rows, indices], k_pe[rows, indices]  # (batch, seq, k, width)
+        q_lat = torch.einsum("bhsd,hdr->bhsr", q_nope, w_uk)
+        scores = torch.einsum("bhsr,bskr->bhsk", q_lat, c_sel) + torch.einsum("bhsd,bskd->bhsk", q_pe, pe_sel)
+        probs = torch.softmax((scores * self.scaling).float(), dim=-1).to(scores.dtype)
+        o_lat = torch.einsum("bhsk,bskr->bhsr", probs, c_sel)
         return torch.einsum("bhsr,hvr->bhsv", o_lat, w_uv)
 
     # --- tensor parallelism ---------------------------------------------------------------
@@ -229,11 +259,86 @@ class MLAReference(nn.Module):
         return out
 
 
+class Indexer(nn.Module):
+    """DSA's lightning indexer, transformers' names: ``wq_b`` (nh·di × r_q), ``wk`` (di × H),
+    ``k_norm`` (LayerNorm di), ``weights_proj`` (nh × H). RoPE on the first dr dims of q and
+    k (half-split for DeepSeek-V3.2, interleaved for GLM-5)."""
+
+    def __init__(self, hidden: int, q_lora_rank: int, heads: int, head_dim: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+        self.wq_b = nn.Linear(q_lora_rank, heads * head_dim, bias=False, dtype=dtype)
+        self.wk = nn.Linear(hidden, head_dim, bias=False, dtype=dtype)
+        self.k_norm = nn.LayerNorm(head_dim, eps=1e-6, dtype=dtype)
+        self.weights_proj = nn.Linear(hidden, heads, bias=False, dtype=dtype)
+
+
+class DSAReference(MLAReference):
+    """MLA with DeepSeek Sparse Attention: the indexer scores every causal key
+    (Σ_h w_h · relu(scale · q_h·k)), each query keeps the top ``index_topk`` and attends them,
+    absorbed. ``indexer`` False: a GLM "shared" layer, given ``shared_indices`` instead."""
+
+    def __init__(self, *args, index_n_heads: int, index_head_dim: int, index_topk: int, indexer: bool = True,
+                 indexer_interleave: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        dtype = self.kv_b_proj.weight.dtype
+        self.index_topk = index_topk
+        self.index_head_dim = index_head_dim
+        self.indexer_interleave = indexer_interleave
+        self.indexer = Indexer(self.hidden, self.q_lora_rank or self.hidden, index_n_heads, index_head_dim, dtype) \
+            if indexer else None
+        self.shared_indices: torch.Tensor | None = None
+        self.last_indices: torch.Tensor | None = None
+
+    def new_cache(self, batch: int, dtype: torch.dtype | None = None) -> LatentCache:
+        width = self.index_head_dim if self.indexer is not None else 0
+        return LatentCache(batch, self.kv_lora_rank + self.dr, dtype or self.kv_b_proj.weight.dtype, width)
+
+    def _index_rotate(self, x, cos, sin):
+        """Rotate the first dr dims of (batch, seq, heads, di)."""
+        from mantile_rope_yarn.reference import apply_rotary
+
+        rot = x[..., :self.dr].transpose(1, 2)
+        rot = apply_rotary(_deinterleave(rot) if self.indexer_interleave else rot, cos, sin).transpose(1, 2)
+        return torch.cat([rot, x[..., self.dr:]], dim=-1)
+
+    def index_scores(self, x, q_resid, cos, sin, cache):
+        """(batch, seq, keys) indexer scores of the chunk's queries over every written key."""
+        ix = self.indexer
+        batch, seq, _ = x.shape
+        q = self._index_rotate(ix.wq_b(q_resid).view(batch, seq, ix.heads, ix.head_dim), cos, sin)
+        k = self._index_rotate(ix.k_norm(ix.wk(x))[:, :, None], cos, sin)[:, :, 0]
+        if cache is not None:
+            k = cache.update_index(k).to(q.dtype)
+        scores = torch.relu(torch.matmul(q.float(), k.float().transpose(-1, -2)[:, None]) * ix.head_dim ** -0.5)
+        weights = ix.weights_proj(x).float() * ix.heads ** -0.5  # (batch, seq, heads)
+        return torch.matmul(weights[..., None, :], scores).squeeze(-2)
+
+    def select(self, x, q_resid, positions, cos, sin, cache, mask):
+        if self.indexer is None:
+            indices = self.shared_indices
+        else:
+            scores = self.index_scores(x, q_resid, cos, sin, cache).masked_fill(~mask, float("-inf"))
+            indices = scores.topk(min(self.index_topk, scores.shape[-1]), dim=-1).indices
+        self.last_indices = indices
+        chosen = torch.zeros(*indices.shape[:2], mask.shape[-1], dtype=torch.bool).scatter(-1, indices, True)
+        return chosen & mask, indices  # (batch, seq, keys): causal and selected
+
+    def _softmax(self, scores, mask):
+        return super()._softmax(scores, mask[:, None] if mask.dim() == 3 else mask)
+
+
 def from_layer(layer, *, heads: int | None = None, rope: Mapping | None = None, dtype: torch.dtype = torch.float32,
-               rope_interleave: bool = True) -> MLAReference:
+               rope_interleave: bool = True, indexer_interleave: bool = False) -> MLAReference:
     """A reference module with the shapes of an estimator :class:`~mantile_mla.attention.MLAttention`
-    (``heads`` overrides the head count: rank 0 of tp = layer.heads/heads, built directly)."""
-    return MLAReference(layer.hidden, heads or layer.heads, layer.q_lora_rank, layer.kv_lora_rank,
-                        layer.qk_nope_head_dim, layer.qk_rope_head_dim, layer.v_head_dim, rope=rope,
-                        max_position=layer.max_position, attention_bias=layer.attention_bias,
-                        rope_interleave=rope_interleave, dtype=dtype)
+    or :class:`~mantile_mla.dsa.DSAttention` (``heads`` overrides the head count: rank 0 of
+    tp = layer.heads/heads, built directly; a DSA indexer is replicated, whole)."""
+    args = (layer.hidden, heads or layer.heads, layer.q_lora_rank, layer.kv_lora_rank, layer.qk_nope_head_dim,
+            layer.qk_rope_head_dim, layer.v_head_dim)
+    kwargs = dict(rope=rope, max_position=layer.max_position, attention_bias=layer.attention_bias,
+                  rope_interleave=rope_interleave, dtype=dtype)
+    if hasattr(layer, "index_topk"):
+        return DSAReference(*args, **kwargs, index_n_heads=layer.index_n_heads, index_head_dim=layer.index_head_dim,
+                            index_topk=layer.index_topk, indexer=layer.indexer,
+                            indexer_interleave=indexer_interleave)
+    return MLAReference(*args, **kwargs)

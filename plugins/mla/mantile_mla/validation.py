@@ -16,7 +16,13 @@ Each ``*_figures`` function imports torch when called and returns the compared f
 - bytes: parameter numel of the module (DeepSeek-V3 on the meta device, V2-Lite in bf16) equals
   ``params()``, bf16 nbytes ``weight_bytes()``, rank 0's the per-device resident bytes; the
   latent cache's nbytes after a prefill and after a decode step equal ``kv_cache_bytes`` at
-  every tp (replicated).
+  every tp (replicated);
+- DSA: :class:`~.reference.DSAReference` equals transformers' ``DeepseekV32Attention``
+  (half-split indexer RoPE) and ``GlmMoeDsaAttention`` (interleaved) with a small index_topk so
+  the sparsity bites; on DeepSeek-V3.2's rank shapes (index_topk lowered to 16) the selected
+  causal mask entries equal the capped pairs Σ min(p + 1, K), a decode step's FlopCounterMode
+  total equals matmul_flops (indexer GEMMs and scores over every key, attention over the
+  gathered top-k latents), and the cache (latent + indexer keys) nbytes equals kv_cache_bytes.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from typing import Any
 
 from mantile_core.records import ValidationCase, ValidationOutcome
 
-__all__ = ["VALIDATION_CASES", "TINY", "TINY_ROPE", "attention_layer", "make_step", "transformers_figures",
-           "absorbed_figures", "tp_figures", "flop_figures", "byte_figures"]
+__all__ = ["VALIDATION_CASES", "TINY", "TINY_ROPE", "TINY_DSA", "attention_layer", "make_step", "transformers_figures",
+           "absorbed_figures", "tp_figures", "flop_figures", "byte_figures", "dsa_transformers_figures",
+           "dsa_figures"]
 
 TINY_ROPE = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 40.0, "beta_fast": 32.0, "beta_slow": 1.0,
              "mscale": 0.707, "mscale_all_dim": 0.707, "original_max_position_embeddings": 64}
@@ -238,6 +245,81 @@ def byte_figures(layer, config, *, tp: int, batch: int, context: int, meta: bool
     return {"measured": measured, "analytic": analytic}
 
 
+TINY_DSA = dict(index_n_heads=8, index_head_dim=16, index_topk=6)
+
+
+def dsa_transformers_figures(family: str = "deepseek_v32", *, batch: int = 2, seq: int = 24, prefill: int = 16,
+                             seed: int = 0) -> dict:
+    """Max |DSAReference − transformers| (DeepseekV32Attention or GlmMoeDsaAttention, eager,
+    additive causal mask) over a prefill and over prefill + one sparse decode step per token."""
+    import torch
+
+    from .reference import DSAReference
+
+    if family == "deepseek_v32":
+        from transformers import DeepseekV32Config as Config
+        from transformers.models.deepseek_v32.modeling_deepseek_v32 import DeepseekV32Attention as Attention
+        from transformers.models.deepseek_v32.modeling_deepseek_v32 import DeepseekV32RotaryEmbedding as Rotary
+    else:
+        from transformers import GlmMoeDsaConfig as Config
+        from transformers.models.glm_moe_dsa.modeling_glm_moe_dsa import GlmMoeDsaAttention as Attention
+        from transformers.models.glm_moe_dsa.modeling_glm_moe_dsa import GlmMoeDsaRotaryEmbedding as Rotary
+    shape = TINY["v3"]
+    config = Config(hidden_size=shape["hidden"], num_attention_heads=shape["heads"], num_key_value_heads=shape["heads"],
+                    q_lora_rank=shape["q_lora_rank"], kv_lora_rank=shape["kv_lora_rank"],
+                    qk_nope_head_dim=shape["qk_nope_head_dim"], qk_rope_head_dim=shape["qk_rope_head_dim"],
+                    v_head_dim=shape["v_head_dim"], num_hidden_layers=1, max_position_embeddings=2560,
+                    rope_parameters=dict(TINY_ROPE), attn_implementation="eager", **TINY_DSA)
+    hf = Attention(config, layer_idx=0).float().eval()
+    _randomize(hf, seed)
+    ref = DSAReference(**shape, rope=TINY_ROPE, max_position=2560, indexer_interleave=family == "glm_moe_dsa",
+                       **TINY_DSA).eval()
+    ref.load_state_dict(hf.state_dict())
+    torch.manual_seed(seed + 1)
+    x = torch.randn(batch, seq, ref.hidden)
+    pos = torch.arange(seq)
+    additive = torch.zeros(seq, seq).masked_fill(pos[None, :] > pos[:, None], float("-inf"))
+    with torch.no_grad():
+        cos, sin = Rotary(config)(x, pos[None].expand(batch, seq))
+        expected = hf(x, position_embeddings=(cos, sin), attention_mask=additive[None, None].expand(batch, 1, seq, seq),
+                      position_ids=pos[None].expand(batch, seq))[0]
+        full = ref(x)
+        cache = ref.new_cache(batch)
+        decoded = torch.cat([ref(x[:, :prefill], 0, cache)] + [ref(x[:, t:t + 1], t, cache) for t in range(prefill, seq)],
+                            dim=1)
+    return {"prefill": float((full - expected).abs().max()), "decode": float((decoded - expected).abs().max()),
+            "scale": float(expected.abs().max())}
+
+
+def dsa_figures(*, tp: int = 32, topk: int = 16, batch: int = 2, cached: int = 47, seed: int = 0) -> dict:
+    """DeepSeek-V3.2's attention at rank 0 of ``tp`` with index_topk lowered to ``topk``:
+    measured (torch) and analytic pairs of a ``cached``-token prefill, FLOPs of the decode step
+    that follows, and the cache's bytes (float32) after it."""
+    import attrs
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .dsa import sparse_pairs
+    from .reference import from_layer
+
+    layer, config = attention_layer("deepseek-v3.2")
+    layer = attrs.evolve(layer, index_topk=topk)
+    module = from_layer(layer, heads=layer.heads // tp, rope=config.rope_parameters).eval()
+    _randomize(module, seed)
+    x = torch.randn(batch, cached + 1, layer.hidden)
+    with torch.no_grad():
+        cache = module.new_cache(batch)
+        module(x[:, :cached], 0, cache)
+        prefill_pairs = int(module.last_mask.sum())
+        with FlopCounterMode(display=False) as counter:
+            module(x[:, cached:], cached, cache)
+    decode = layer.cost(make_step(batch, 1, cached, tp, dtype="fp32"))
+    return {"measured": {"prefill_pairs": prefill_pairs, "decode_matmul_flops": int(counter.get_total_flops()),
+                         "kv_bytes": int(cache.nbytes)},
+            "analytic": {"prefill_pairs": batch * int(sparse_pairs(cached, 0, topk)),
+                         "decode_matmul_flops": int(decode.matmul_flops), "kv_bytes": int(decode.kv_cache_bytes)}}
+
+
 # --- the cases ----------------------------------------------------------------------------
 
 def _compare(label: str, rows: list[tuple[str, dict]]) -> ValidationOutcome:
@@ -301,7 +383,29 @@ def _bytes_case() -> ValidationOutcome:
     return _compare("params, weight bytes, latent KV bytes (replicated across tp)", rows)
 
 
+def _dsa_numerics_case() -> ValidationOutcome:
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:
+        return ValidationOutcome(False, "skipped: transformers is not installed", skipped=True)
+    details, ok = [], True
+    for family in ("deepseek_v32", "glm_moe_dsa"):
+        fig = dsa_transformers_figures(family)
+        ok &= fig["prefill"] <= 1e-5 * max(fig["scale"], 1.0) and fig["decode"] <= 1e-5 * max(fig["scale"], 1.0)
+        details.append(f"{family}: prefill {fig['prefill']:.1e}, decode {fig['decode']:.1e}")
+    return ValidationOutcome(ok, f"max |ref - transformers| (index_topk {TINY_DSA['index_topk']}): " + "; ".join(details))
+
+
+def _dsa_case() -> ValidationOutcome:
+    rows = [(f"deepseek-v3.2 tp32 topk{k}", dsa_figures(topk=k)) for k in (16, 2048)]
+    return _compare("selected pairs, decode FLOPs, latent + indexer cache bytes", rows)
+
+
 VALIDATION_CASES: list[Any] = [
+    ValidationCase("mla-dsa-numerics", _dsa_numerics_case,
+                   "DSA reference = transformers DeepseekV32Attention / GlmMoeDsaAttention, prefill and decode"),
+    ValidationCase("mla-dsa-pairs-flops-bytes", _dsa_case,
+                   "DeepSeek-V3.2 rank shapes: top-k pairs, decode FlopCounterMode, indexer + latent cache bytes"),
     ValidationCase("mla-numerics", _numerics_case,
                    "reference = transformers DeepseekV3Attention: expanded prefill and absorbed decode, q LoRA or not"),
     ValidationCase("mla-absorbed-equals-expanded", _absorbed_case,

@@ -96,7 +96,8 @@ def test_v3_params_on_meta():
 
 def test_validation_cases_pass():
     names = {case.name for case in v.VALIDATION_CASES}
-    assert names == {"mla-numerics", "mla-absorbed-equals-expanded", "mla-tp-shards", "mla-flops", "mla-bytes"}
+    assert names == {"mla-numerics", "mla-absorbed-equals-expanded", "mla-tp-shards", "mla-flops", "mla-bytes",
+                     "mla-dsa-numerics", "mla-dsa-pairs-flops-bytes"}
     assert v._absorbed_case().passed
 
 

@@ -123,7 +123,7 @@ def test_layers_json_reports_mtp_apart(capsys):
     assert doc["mtp_params"] == 13_463_426_304 and doc["mtp_layers"] == 1
     attn = next(row for row in doc["layers"] if row["kind"] == "attention")
     assert attn["kv_cache"] == "latent" and attn["kv_values_per_token"] == 576
-    assert attn["kv_replicated_across_tp"] is True
+    assert attn["kv_replicated_across_tp"] is True and (attn["prefill_form"], attn["decode_form"]) == ("expanded", "absorbed")
     assert main(["layers", "kimi-k2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["mtp_params"] == 0
 

@@ -168,3 +168,16 @@ def test_reader_checks_dsa_keys():
         read_deepseek(dict(glm, indexer_types=["full"] * 3), "config 'x'")
     with pytest.raises(ConfigError, match="first layer"):
         read_deepseek(dict(glm, indexer_types=["shared"] + glm["indexer_types"][1:]), "config 'x'")
+
+
+@pytest.mark.parametrize("name", ["deepseek-v3", "deepseek-v3.2", "deepseek-v2-lite"])
+def test_sweep_equals_estimate(name):
+    """The vectorised path (absorbed/expanded picked per element, capped pairs on arrays)
+    gives the estimate's figures."""
+    from test_sweep import assert_sweep_matches_estimate
+
+    model = mantile_core.load_model(name)
+    tp = "4,8" if name != "deepseek-v2-lite" else "1,2,4"
+    result = mantile_core.sweep(model, "h200,b200", tp=tp, ep="1,4", batch="1,3,64", input_len="1,100,3000",
+                                output_len="1,1024")
+    assert_sweep_matches_estimate(model, result, samples=12, seed=5)

@@ -127,7 +127,7 @@ class MLAttention(Layer):
                 "kv_lora_rank": self.kv_lora_rank, "qk_nope_head_dim": self.qk_nope_head_dim,
                 "qk_rope_head_dim": self.qk_rope_head_dim, "v_head_dim": self.v_head_dim,
                 "kv_cache": "latent", "kv_values_per_token": self.latent_width,
-                "kv_replicated_across_tp": True, "prefill": "expanded", "decode": "absorbed",
+                "kv_replicated_across_tp": True, "prefill_form": "expanded", "decode_form": "absorbed",
                 "rope_type": self.rope_type}
 
     # --- cost ------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class DSAttention(MLAttention):
         return super().weight_bytes() + self.indexer_bytes()
 
     def describe(self) -> dict:
-        return super().describe() | {"prefill": "absorbed", "sparse": "dsa", "index_topk": self.index_topk,
+        return super().describe() | {"prefill_form": "absorbed", "sparse": "dsa", "index_topk": self.index_topk,
                                      "indexer": self.indexer, "index_n_heads": self.index_n_heads,
                                      "index_head_dim": self.index_head_dim,
                                      "kv_values_per_token": self.latent_width + self.index_width}

@@ -318,3 +318,20 @@ def test_core_alone_names_the_plugin(monkeypatch, capsys):
     assert main(["estimate", "deepseek-v3", "--hardware", "h200"]) == 2
     err = capsys.readouterr().err.strip()
     assert "mantile-mla" in err and "\n" not in err
+
+
+def test_attention_dp_with_expert_parallelism():
+    """DeepSeek's own serving layout: 8 attention-DP ranks of tp 1, experts over all 8 (ep 8).
+    Each rank caches the latent of its own sequences (8 sequences: one per rank) and holds the
+    whole MLA (tp 1) plus 32 of the 256 experts of every MoE layer."""
+    doc = mantile_core.estimate("deepseek-v3", "h200", tp=1, dp=8, ep=8, batch=8, input_len=4095,
+                                output_len=1).to_dict()
+    assert doc["memory"]["kv_cache_bytes"] == 61 * 576 * 2 * 4096
+    model = load("deepseek-v3")
+    attn = next(layer for layer in model.layers if layer.kind == "attention")
+    expert = 3 * (2048 * 7168 + 4 * 16 * 56)  # gate, up, down in fp8 with their block scales
+    row = next(r for r in doc["layers"] if r["kind"] == "moe")
+    router = 2 * 256 * 7168 + 4 * 256  # bf16 gate and the float32 e_score_correction_bias
+    assert row["weight_bytes_per_device"] == router + expert + 32 * expert  # + the shared expert, fp8
+    row = next(r for r in doc["layers"] if r["kind"] == "attention")
+    assert row["weight_bytes_per_device"] == attn.weight_bytes()

@@ -23,10 +23,15 @@ when prompts mix into decode steps, or X(k) = max(F + k·Δ, H) for a prompt-onl
 Steady state (a closed system: requests complete at λ = C / E2E per second):
 
 - m = λ·τ prompts arrive per decode step; a fraction p = 1 − e^(−m) of the steps holds
-  prompts, k = m/p of them each (at most the budget's k_max = (budget − C)/I); so the mean
-  step while a request decodes is τ = τ₀ + p·X(k) (k·Δ is the prompts' work, the excess the
+  prompts, k = m/p of them each (at most the budget's k_max = (budget − C)/I); where k is
+  held at k_max the fraction is m/k_max, and at most 1: a step never carries more prompt
+  work than its budget, so prompts arriving faster than the steps take them wait in the
+  queue (TTFT, W_q below) instead of lengthening every decode step. The mean step while a
+  request decodes is τ = τ₀ + min(m/k, 1)·X(k) (k·Δ is the prompts' work, the excess the
   host floor), and TPOT = τ: the benchmark's (E2E − TTFT)/(O − 1) is the mean step a
-  request sees;
+  request sees. (Without the bound an overloaded τ absorbed the backlog, E2E was then set
+  by prompt capacity alone and TPOT = (E2E − TTFT)/(O − 1) fell as a longer decode step
+  raised TTFT: TPOT decreasing in the context);
 - TTFT = r + lag·τ + own + W_q: the request overhead r (HTTP, tokenising, streaming the first
   token back), the steps already scheduled when it arrives (``schedule_lag_steps``: 1.5 with
   asynchronous scheduling, the rest of the running step plus the one scheduled behind it),
@@ -160,21 +165,28 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
     O = xp.asarray(output_len, dtype=float)
     tau0 = xp.asarray(decode_step_s, dtype=float)
     P = xp.asarray(prefill_request_s, dtype=float)
-    delta = P if prefill_extra_s is None else xp.asarray(prefill_extra_s, dtype=float)
     H = xp.asarray(host_floor_s, dtype=float)
     budget = xp.maximum(C * I if max_batched_tokens is None else xp.asarray(max_batched_tokens, float), 1.0)
     disaggregated = prefill_instances is not None
     instances = xp.asarray(prefill_instances if disaggregated else 1, dtype=float)
     mixed = bool(mixed_prefill) and not disaggregated
+    k_max = xp.maximum((budget - (C if mixed else 0.0)) / I, 1.0)
+    if callable(prefill_extra_s):  # X(k) given: exact at 1 and at k_max (2 at least), the chord between
+        k_far = xp.maximum(k_max, 2.0)
+        x_one = xp.asarray(prefill_extra_s(1.0), dtype=float)
+        slope = (xp.asarray(prefill_extra_s(k_far), dtype=float) - x_one) / (k_far - 1.0)
+        delta = x_one if mixed else slope  # prompt-only: X(k) = F + k·Δ, so Δ is the chord's slope
+    else:
+        delta = P if prefill_extra_s is None else xp.asarray(prefill_extra_s, dtype=float)
+        slope = delta
     fixed = xp.maximum(P - delta, 0.0)  # F: a prompt step's part that does not grow with its prompts
 
     def extra(k):
         """X(k): what a step holding k prompts lasts beyond a decode step."""
         if mixed:
-            return xp.maximum(k * delta, H - tau0)
+            return xp.maximum(delta + (k - 1.0) * slope, H - tau0)
         return xp.maximum(fixed + k * delta, H)
 
-    k_max = xp.maximum((budget - (C if mixed else 0.0)) / I, 1.0)
     service = ((tau0 if mixed else 0.0) + extra(k_max)) / k_max / instances
     own = tau0 + extra(1.0) if mixed else extra(1.0)
     if disaggregated:
@@ -200,7 +212,7 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
             m = lam * tau
             busy = xp.maximum(-xp.expm1(-m), 1e-12)  # p = 1 − e^(−m)
             k = xp.clip(m / busy, 1.0, k_max)
-            per_step = m / k
+            per_step = xp.minimum(m / k, 1.0)  # a step holds at most k_max prompts
             tau = 0.5 * tau + 0.5 * (tau0 + per_step * extra(k))
         share = 1.0 - tau0 / tau
         base = request_overhead_s + schedule_lag_steps * tau + own
@@ -243,18 +255,33 @@ def _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_s
     return total / waves
 
 
-def prefill_extra_seconds(counts, decode, request_prefill, hw):
-    """Δ: GPU seconds one request's prompt adds to a decode step when both run in one step,
-    Σ over distinct layers of count · (mixed layer time − decode layer time) (see
-    :func:`mantile_core.timing.mixed_layer_seconds`). ``decode`` and ``request_prefill`` are
-    phase results (``costs``, ``step``, ``seconds`` aligned with ``counts``)."""
+def prefill_extra_seconds(counts, decode, request_prefill, hw, prompts=1.0):
+    """X(k): GPU seconds ``prompts`` = k requests' prompts add to a decode step when they run
+    in one step, Σ over distinct layers of count · (mixed layer time − decode layer time)
+    (see :func:`mantile_core.timing.mixed_layer_seconds`); Δ = X(1). ``decode`` and
+    ``request_prefill`` are phase results (``costs``, ``step``, ``seconds`` aligned with
+    ``counts``). X is convex in k: the decode's memory time can hide one step's prompt
+    compute once, not once per prompt, so X(k) ≥ k·Δ."""
     from .timing import mixed_layer_seconds
 
     extra = 0.0
     for n, d_cost, d_time, p_cost in zip(counts, decode.costs, decode.seconds, request_prefill.costs):
-        mixed = mixed_layer_seconds(d_cost, decode.step, p_cost, request_prefill.step, hw)
+        mixed = mixed_layer_seconds(d_cost, decode.step, p_cost, request_prefill.step, hw, prompts)
         extra = extra + n * (mixed - d_time)
     return extra
+
+
+def prompt_step_seconds(counts, request_prefill, hw, prompts=1.0):
+    """Seconds of a prompt-only step holding ``prompts`` = k prompts like ``request_prefill``'s:
+    Σ over distinct layers of count · the layer with k prompts' compute and KV / activation
+    traffic, its weights read once and its kernels launched once (k = 1: the prompt's step)."""
+    from .timing import mixed_layer_seconds
+
+    total = 0.0
+    for n, p_cost in zip(counts, request_prefill.costs):
+        step = request_prefill.step
+        total = total + n * mixed_layer_seconds(p_cost, step, p_cost, step, hw, prompts - 1.0)
+    return total
 
 
 def step_kernels(phase, counts):
@@ -284,7 +311,11 @@ def phase_serving(phases, hw, *, counts=None, batch, input_len, output_len, devi
     mixed = True if engine is None else engine.mixed_prefill
     graph_tokens = DEFAULT_GRAPH_TOKENS if engine is None else engine.graph_max_tokens
     if mixed and counts is not None:
-        delta = prefill_extra_seconds(counts, phases.decode, phases.request_prefill, hw)
+        def delta(k):
+            return prefill_extra_seconds(counts, phases.decode, phases.request_prefill, hw, k)
+    elif counts is not None:
+        def delta(k):
+            return prompt_step_seconds(counts, phases.request_prefill, hw, k) + cal.step_overhead
     else:
         delta = prompt
     host = 0.0

@@ -162,17 +162,19 @@ def layer_seconds(cost: LayerCost, step: Step, hw: HardwareSpec):
 
 
 def mixed_layer_seconds(decode: LayerCost, decode_step: Step, prefill: LayerCost, prefill_step: Step,
-                        hw: HardwareSpec):
-    """Seconds of one layer in a step that runs ``decode``'s tokens and ``prefill``'s chunk
-    together: compute and KV / activation traffic add, weights are read once (the larger
-    set), the small-M term is paid once (the larger), kernels launch once, and one all-reduce
-    carries both payloads."""
+                        hw: HardwareSpec, prompts=1):
+    """Seconds of one layer in a step that runs ``decode``'s tokens and ``prompts`` chunks
+    like ``prefill``'s together: compute and KV / activation traffic add (the prompts' k
+    times), weights are read once (the larger set), the small-M term is paid once (the
+    larger), kernels launch once, and one all-reduce carries every payload. ``prompts`` may
+    be fractional or an array (a step holding k prompts on average)."""
     a = layer_times(decode, decode_step, hw)
     b = layer_times(prefill, prefill_step, hw)
-    compute = a.compute + b.compute - minimum(a.tile, b.tile)
-    memory = maximum(a.weight_memory, b.weight_memory) + a.other_memory + b.other_memory
-    comm = (allreduce_seconds(decode.comm_bytes + prefill.comm_bytes,
+    k = prompts
+    compute = a.compute - a.tile + k * (b.compute - b.tile) + maximum(a.tile, b.tile)
+    memory = maximum(a.weight_memory, b.weight_memory) + a.other_memory + k * b.other_memory
+    comm = (allreduce_seconds(decode.comm_bytes + k * prefill.comm_bytes,
                               maximum(decode.collectives, prefill.collectives), decode_step.tp, hw)
-            + alltoall_seconds(decode.alltoall_bytes + prefill.alltoall_bytes,
+            + alltoall_seconds(decode.alltoall_bytes + k * prefill.alltoall_bytes,
                                maximum(decode.alltoalls, prefill.alltoalls), decode_step.tp * decode_step.dp, hw))
     return maximum(compute, memory) + maximum(a.overhead, b.overhead) + comm

@@ -270,27 +270,36 @@ def test_estimate_rejects_bad_prompts():
 
 
 def _phases(decode_s, prompt_s, kernels):
-    """Phase stand-ins for phase_serving: one distinct layer standing for all kernels."""
-    cost = LayerCost(kernels=kernels)
-    decode = SimpleNamespace(seconds_total=decode_s, costs=(cost,), seconds=(decode_s,), step=None)
-    prompt = SimpleNamespace(seconds_total=prompt_s, costs=(cost,), seconds=(prompt_s,), step=None)
+    """Phase stand-ins for phase_serving: one distinct layer standing for all kernels, its
+    time ``kernels`` · 2 µs of launches plus activation traffic at 0.8 TB/s making up the rest
+    (so a step of k such prompts lasts kernels · 2 µs + k · (prompt_s − kernels · 2 µs))."""
+    step = Step(batch=1, new_tokens=1, cached=0)
+
+    def cost(seconds):
+        return LayerCost(activation_bytes=(seconds - kernels * 2e-6) * 0.8e12, kernels=kernels)
+
+    decode = SimpleNamespace(seconds_total=decode_s, costs=(cost(decode_s),), seconds=(decode_s,), step=step)
+    prompt = SimpleNamespace(seconds_total=prompt_s, costs=(cost(prompt_s),), seconds=(prompt_s,), step=step)
     return SimpleNamespace(decode=decode, request_prefill=prompt)
 
 
 def test_host_floor_only_beyond_the_graph_sizes():
     from mantile_core.serving import phase_serving
 
-    # prompt-only engine (Δ = P, no mixed-step costing needed): 100 kernels at 1 ms each = 0.1 s floor
+    # prompt-only engine: a step of k prompts lasts F + k·Δ, F = 100 kernels · 2 µs launched
+    # once, Δ = 0.02 − F; 100 kernels at 1 ms each from the host = 0.1 s floor
     hw = attrs.evolve(TOY, calibration=attrs.evolve(CAL, eager_kernel_overhead=1e-3))
     atom = attrs.evolve(get_engine("atom"), graph_max_tokens=2048, schedule_lag_steps=0.0)
     common = dict(counts=(1,), batch=1, output_len=10, devices=1, engine=atom)
     short = phase_serving(_phases(0.01, 0.02, 100), hw, input_len=1000, **common)
     long = phase_serving(_phases(0.01, 0.02, 100), hw, input_len=4000, **common)
-    # TTFT = own step + collisions s/2 · ρ (C = 1), s = max(k·P, H)/k with k = 16384/I prompts a step
-    s_short = 0.02  # max(k·P, 0)/k
+    # TTFT = own step + collisions s/2 · ρ (C = 1), s = max(F + k·Δ, H)/k with k = 16384/I prompts a step
+    fixed, delta = 100 * 2e-6, 0.02 - 100 * 2e-6
+    k = 16384 / 1000
+    s_short = (fixed + k * delta) / k
     assert float(short.ttft_s) == pytest.approx(0.02 + 0.5 * s_short * s_short / float(short.e2e_s), rel=1e-4)
     k = 16384 / 4000
-    s_long = max(k * 0.02, 0.1) / k
+    s_long = max(fixed + k * delta, 0.1) / k
     assert float(long.ttft_s) == pytest.approx(0.1 + 0.5 * s_long * s_long / float(long.e2e_s), rel=1e-4)
 
 

@@ -8,8 +8,10 @@ Handles the file as published: old ``rope_scaling`` + ``rope_theta`` and new
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -103,21 +105,87 @@ class ModelConfig:
         return self.quant_dtype or get_dtype(self.quant_method)
 
 
+MAX_CONFIG_BYTES = 16 * 2**20
+"""The largest config.json read (published configs are a few kB; a tokenizer-sized file is a
+mistake). ``MANTILE_MAX_CONFIG_BYTES`` raises it."""
+
+MAX_CONFIG_DEPTH = 32
+"""The deepest nesting of objects / arrays accepted (published configs nest 3 or 4 deep)."""
+
+_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+         (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
+def _max_config_bytes() -> int:
+    value = os.environ.get("MANTILE_MAX_CONFIG_BYTES", "").strip()
+    if not value:
+        return MAX_CONFIG_BYTES
+    if not value.isdigit() or int(value) <= 0:
+        raise ConfigError(f"MANTILE_MAX_CONFIG_BYTES must be a positive integer of bytes (got {value!r})")
+    return int(value)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
+
+
+def _depth_ok(data: Any, limit: int) -> bool:
+    """True when no object / array in ``data`` nests deeper than ``limit`` (iterative)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return False
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return True
+
+
 def read_config_file(path: str | Path) -> dict:
-    """Read and JSON-decode a config.json, raising ConfigError with the path on failure."""
+    """Read and JSON-decode a config.json; any failure is a one-line ConfigError naming the
+    path: missing or unreadable file, larger than MAX_CONFIG_BYTES, not UTF-8 (a UTF-8 BOM is
+    accepted; UTF-16/32 are named), invalid JSON, NaN / Infinity literals, integer literals
+    too long for Python to read, nesting deeper than MAX_CONFIG_DEPTH, or not an object."""
     path = Path(path)
+    shown = str(path) if len(str(path)) <= 200 else str(path)[:200] + "..."
+    limit = _max_config_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(limit + 1)
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        raise ConfigError(f"config file {shown!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {shown!r} is a directory") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read config file {shown!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # an embedded NUL in the path
+        raise ConfigError(f"cannot read config file {shown!r}: {exc}") from None
+    if len(raw) > limit:
+        raise ConfigError(f"config file {shown!r} is larger than {limit:,} bytes: not a model config "
+                          "(MANTILE_MAX_CONFIG_BYTES raises the limit)")
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            raise ConfigError(f"{shown!r} is {encoding} encoded: save it as UTF-8")
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
     try:
-        data = json.loads(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{shown!r} is not UTF-8 text (byte {exc.start} is {raw[exc.start:exc.start + 1]!r})") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{str(path)!r} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise ConfigError(f"{shown!r} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ConfigError(f"{shown!r} nests objects / arrays too deeply (at most {MAX_CONFIG_DEPTH} levels)") from None
+    except ValueError as exc:  # NaN / Infinity, or an integer literal over Python's digit limit
+        message = str(exc).split(";")[0].split("\n")[0]
+        raise ConfigError(f"{shown!r} is not a valid config: {message}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{str(path)!r} must hold a JSON object, not {type(data).__name__}")
+        raise ConfigError(f"{shown!r} must hold a JSON object, not {type(data).__name__}")
+    if not _depth_ok(data, MAX_CONFIG_DEPTH):
+        raise ConfigError(f"{shown!r} nests objects / arrays too deeply (at most {MAX_CONFIG_DEPTH} levels)")
     return data
 
 

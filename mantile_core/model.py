@@ -76,20 +76,45 @@ def bundled_models() -> list[str]:
     return sorted(p.stem for p in DATA.glob("*.json"))
 
 
+MAX_NAME_CHARS = 4096
+"""The longest model name or path accepted (PATH_MAX on Linux)."""
+
+
+def _is(test, path: Path) -> bool:
+    """``path.is_file()`` / ``is_dir()`` that is False on a name the OS refuses (too long)."""
+    try:
+        return test(path)
+    except (OSError, ValueError):
+        return False
+
+
+def _display_name(data: dict, fallback: str) -> str:
+    """The config's ``_name_or_path`` when it is a short printable string, else ``fallback``."""
+    name = data.get("_name_or_path")
+    if isinstance(name, str) and 0 < len(name) <= 256 and name.isprintable():
+        return name
+    return fallback
+
+
 def _resolve(name_or_path: str | Path) -> tuple[dict, str]:
     text = str(name_or_path)
+    if not text or len(text) > MAX_NAME_CHARS or "\x00" in text:
+        shown = text if len(text) <= 80 else text[:80] + "..."
+        raise UnknownModelError(f"unknown model {shown!r}: give a bundled name or a path to a config.json "
+                                f"(at most {MAX_NAME_CHARS} characters)")
     bundled = DATA / f"{text.lower()}.json"
-    if "/" not in text and "\\" not in text and bundled.is_file():
+    if "/" not in text and "\\" not in text and _is(Path.is_file, bundled):
         return read_config_file(bundled), text.lower()
     path = Path(text)
-    if path.is_dir():
+    if _is(Path.is_dir, path):
         path = path / "config.json"
-    if path.is_file() or path.suffix == ".json" or "/" in text:
+    if _is(Path.is_file, path) or path.suffix == ".json" or "/" in text:
         data = read_config_file(path)
         stem = path.parent.name if path.name == "config.json" else path.stem
-        return data, data.get("_name_or_path") or stem or text
+        return data, _display_name(data, stem or text[:256])
+    shown = text if len(text) <= 80 else text[:80] + "..."
     raise UnknownModelError(
-        f"unknown model {text!r}: give a bundled name ({', '.join(bundled_models())}) or a path to a config.json"
+        f"unknown model {shown!r}: give a bundled name ({', '.join(bundled_models())}) or a path to a config.json"
     )
 
 

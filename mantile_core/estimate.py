@@ -15,6 +15,7 @@ import numpy
 from .cache import select_policies
 from .dtypes import DType, get_dtype
 from .errors import InputError
+from .limits import check_int, check_waves
 from .hardware import HardwareSpec, get_hardware
 from .model import Model, load_model
 from .plugins import get_plugin_manager
@@ -22,7 +23,7 @@ from .plausibility import length_warnings, memory_warning
 from .precision import Precision, served_model, served_precision
 from .serving import ServingTimes, phase_serving
 from .timing import layer_seconds
-from .workload import COST_FIELDS, LayerCost, Step
+from .workload import COST_FIELDS, LayerCost, Step, maximum
 
 __all__ = [
     "Estimate",
@@ -131,17 +132,20 @@ def memory_figures(model: Model, hw: HardwareSpec, phases: Phases, batch) -> dic
       activations − rope) // per_sequence, floored at 0, and −1 where per_sequence is 0
       (no KV cache: no limit from memory).
     """
-    weights = numpy.asarray(phases.decode.total.resident_weight_bytes)
-    kv = numpy.asarray(phases.final.total.kv_cache_bytes)
-    activation = numpy.asarray(phases.request_prefill.costs[0].activation_bytes)
+    weights = _exact(phases.decode.total.resident_weight_bytes)
+    kv = _exact(phases.final.total.kv_cache_bytes)
+    activation = _exact(phases.request_prefill.costs[0].activation_bytes)
     for cost in phases.request_prefill.costs[1:]:
-        activation = numpy.maximum(activation, cost.activation_bytes)
+        activation = maximum(activation, _exact(cost.activation_bytes))
     rope = rope_table_bytes(model)
     capacity = int(hw.hbm_bytes)
     total = weights + kv + activation + rope
     per_sequence = kv // batch
     room = capacity - weights - activation - rope
-    max_batch = numpy.where(per_sequence > 0, numpy.maximum(room // numpy.maximum(per_sequence, 1), 0), -1)
+    if isinstance(per_sequence, numpy.ndarray):
+        max_batch = numpy.where(per_sequence > 0, numpy.maximum(room // numpy.maximum(per_sequence, 1), 0), -1)
+    else:  # Python ints: exact at any size (numpy would wrap beyond 2^63)
+        max_batch = max(room // per_sequence, 0) if per_sequence > 0 else -1
     return {
         "weight_bytes": weights,
         "kv_cache_bytes": kv,
@@ -153,6 +157,13 @@ def memory_figures(model: Model, hw: HardwareSpec, phases: Phases, batch) -> dic
         "kv_cache_bytes_per_sequence": per_sequence,
         "max_batch": max_batch,
     }
+
+
+def _exact(value):
+    """A figure as a Python int (exact at any size) unless it is a numpy array (the sweep)."""
+    if isinstance(value, numpy.ndarray) and value.ndim:
+        return value
+    return int(value)
 
 
 @attrs.frozen(eq=False)
@@ -191,7 +202,7 @@ def resolve_settings(model: Model, hardware: HardwareSpec | str, *, engine: str 
         if kv_policy is None and profile.kv_policy in get_plugin_manager().registries.cache_policies:
             kv_policy = profile.kv_policy
         kv_block = profile.kv_block if kv_block is None else kv_block
-    kv_block = _positive("kv_block", 16 if kv_block is None else kv_block)
+    kv_block = check_int("kv_block", 16 if kv_block is None else kv_block)
     policies = select_policies(get_plugin_manager().registries.cache_policies, model.masks, kv_policy)
     precision = served_precision(model.config.dtype, model.config.model_type, hw, dtype)
     act = precision.dtype
@@ -219,9 +230,9 @@ def evaluate(model: Model, settings: Settings, *, tp, ep, batch, input_len, outp
 
 
 def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value <= 0:
-        raise InputError(f"{name!r} must be a positive integer (got {value!r})")
-    return int(value)
+    """``value`` as an int within the bounds of :data:`mantile_core.limits.BOUNDS` for ``name``
+    (at least 1), else InputError naming it."""
+    return check_int(name, value)
 
 
 @attrs.frozen(eq=False)
@@ -382,25 +393,27 @@ def estimate(
     if not hasattr(model, "unique_layers"):
         model = load_model(model)
     hw = get_hardware(hardware)
-    tp, ep, dp = _positive("tp", tp), _positive("ep", ep), _positive("dp", dp)
-    batch, input_len, output_len = _positive("batch", batch), _positive("input_len", input_len), _positive("output_len", output_len)
+    tp, ep, dp = check_int("tp", tp), check_int("ep", ep), check_int("dp", dp)
+    batch, input_len, output_len = check_int("batch", batch), check_int("input_len", input_len), check_int("output_len", output_len)
     settings = resolve_settings(model, hw, engine=engine, kv_policy=kv_policy, kv_block=kv_block, kv_dtype=kv_dtype,
                                 dtype=dtype)
     model = served_model(model, settings.act_dtype)
     if prompts is not None:
-        prompts = _positive("prompts", prompts)
+        prompts = check_int("prompts", prompts)
+        check_waves(prompts, batch)
     given_context = context
-    if context is None:
-        context = input_len + output_len // 2
-    elif isinstance(context, bool) or not isinstance(context, (int, numpy.integer)) or context < 0:
-        raise InputError(f"'context' must be a non-negative integer (got {context!r})")
+    context = input_len + output_len // 2 if context is None else check_int("context", context)
     check_parallelism(model, tp, ep, dp)
     if dp > batch:
         raise InputError(f"'batch' must be at least dp={dp}: every attention-DP group needs a sequence (got {batch})")
     group = -(-batch // dp)
-    phases, serving = evaluate(model, settings, tp=tp, ep=ep, batch=group, input_len=input_len,
-                               output_len=output_len, context=context, prompts=prompts,
-                               attention_dp=bool(attention_dp), dp=dp)
+    try:
+        phases, serving = evaluate(model, settings, tp=tp, ep=ep, batch=group, input_len=input_len,
+                                   output_len=output_len, context=context, prompts=prompts,
+                                   attention_dp=bool(attention_dp), dp=dp)
+    except (OverflowError, FloatingPointError) as exc:  # a plugin's arithmetic beyond float range
+        raise InputError(f"{model.name}: the figures of tp {tp}, batch {batch}, input {input_len}, output "
+                         f"{output_len} overflow ({exc}): give smaller sizes") from None
     if group * dp != batch:  # the groups are uneven: per-GPU rates count the sequences there are
         share = batch / (group * dp)
         serving = attrs.evolve(serving, throughput_tok_s_per_gpu=serving.throughput_tok_s_per_gpu * share,

@@ -37,13 +37,16 @@ import attrs
 import numpy
 
 from .errors import InputError, ParallelismError
-from .estimate import Settings, _positive, check_parallelism, evaluate, memory_figures, resolve_settings
+from .estimate import Settings, check_parallelism, evaluate, memory_figures, resolve_settings
+from .limits import BOUNDS, INT64_HEADROOM, check_int, check_positive_float, check_waves, max_points
 from .model import Model, load_model
 from .precision import served_model
 
 __all__ = ["SweepResult", "sweep", "parse_values", "pareto_front", "DEFAULT_CHUNK", "COLUMNS"]
 
 DEFAULT_CHUNK = 131072
+WAVE_POINTS_PER_POINT = 10
+"""With ``prompts``, the sweep refuses points × waves beyond this many times its point limit."""
 
 # numeric columns of the table, in order (the strings hardware, kv_policy, kv_dtype and dtype come first)
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -78,46 +81,61 @@ _PLAIN = re.compile(r"^[A-Za-z0-9_.+-]*$")
 _RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?::\s*([x*]?)\s*(\d+)\s*)?$")
 
 
-def parse_values(name: str, spec: Any) -> tuple[int, ...]:
+def parse_values(name: str, spec: Any, limit: int | None = None) -> tuple[int, ...]:
     """The positive integers of one grid axis, duplicates dropped, order kept.
 
     ``spec`` is an int, an iterable of ints, or a string of comma-separated items, each an
     integer, ``A:B`` (every integer from A to B inclusive), ``A:B:S`` (step S) or ``A:B:xF``
     (A, A·F, A·F², ... up to B; ``*F`` also works): "1:1024:x2" is 1, 2, 4, ..., 1024.
+    Every value lies within ``limits.BOUNDS[name]``; an axis of more than ``limit`` values
+    (default: the sweep's point limit) is refused before it is expanded.
     """
+    limit = max_points() if limit is None else limit
+    low, high = BOUNDS.get(name, (1, None))
     if isinstance(spec, str):
+        if len(spec) > 100_000:
+            raise InputError(f"{name!r}: a list of {len(spec):,} characters is too long")
         values: list[int] = []
         for item in spec.split(","):
             item = item.strip()
             if not item:
                 continue
-            if item.isdigit():
+            if item.isdigit() and len(item) <= 30:
                 values.append(int(item))
                 continue
-            match = _RANGE.match(item)
+            match = _RANGE.match(item) if len(item) <= 100 else None
             if not match:
-                raise InputError(f"{name!r}: cannot read {item!r}: give integers, A:B, A:B:STEP or A:B:xFACTOR")
+                raise InputError(f"{name!r}: cannot read {item[:60]!r}: give integers, A:B, A:B:STEP or A:B:xFACTOR")
             start, stop, geometric, step = int(match[1]), int(match[2]), bool(match[3]), match[4]
             step_value = int(step) if step else 1
             if start <= 0 or stop < start or step_value < (2 if geometric else 1):
                 raise InputError(f"{name!r}: bad range {item!r}: need 0 < A <= B and a step >= 1 (factor >= 2)")
+            if high is not None and stop > high:
+                raise InputError(f"{name!r}: range {item!r} goes beyond {high:,}, the largest {name} accepted")
             if geometric:
                 value = start
                 while value <= stop:
                     values.append(value)
                     value *= step_value
             else:
-                values.extend(range(start, stop + 1, step_value))
+                span = range(start, stop + 1, step_value)
+                if len(values) + len(span) > limit:
+                    raise InputError(f"{name!r}: {item!r} is {len(span):,} values, more than the {limit:,} points a sweep "
+                                     "evaluates (--max-points or MANTILE_MAX_POINTS raises the limit)")
+                values.extend(span)
     elif isinstance(spec, (int, numpy.integer)):
-        values = [spec]  # booleans are rejected by _positive
+        values = [spec]  # booleans are rejected by check_int
     else:
         try:
-            values = list(spec)
+            values = list(itertools.islice(iter(spec), limit + 1))
         except TypeError:
-            raise InputError(f"{name!r} must be an integer, a list of integers or a range like 1:1024 (got {spec!r})") from None
+            raise InputError(f"{name!r} must be an integer, a list of integers or a range like 1:1024 (got {str(spec)[:60]!r})") from None
     if not values:
-        raise InputError(f"{name!r} must list at least one value (got {spec!r})")
-    return tuple(dict.fromkeys(_positive(name, v) for v in values))
+        raise InputError(f"{name!r} must list at least one value (got {str(spec)[:60]!r})")
+    if len(values) > limit:
+        raise InputError(f"{name!r} lists more than the {limit:,} points a sweep evaluates "
+                         "(--max-points or MANTILE_MAX_POINTS raises the limit)")
+    return tuple(dict.fromkeys(check_int(name, v) for v in values))
 
 
 def pareto_front(x, y) -> numpy.ndarray:
@@ -357,6 +375,40 @@ def _evaluate(out: numpy.ndarray, model: Model, settings: Settings, tp, ep, batc
     out["meets_slo"] = ok
 
 
+def _max_points(override: int | None) -> int:
+    return max_points(override)
+
+
+def _exact_ints(value: Any) -> Iterator[int]:
+    """Every integer figure in a cost, a phase or a dict of them."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _exact_ints(item)
+    elif isinstance(value, (int, numpy.integer)) and not isinstance(value, bool):
+        yield int(value)
+    elif isinstance(value, numpy.ndarray) and value.dtype.kind in "iu":
+        yield from (int(v) for v in value.ravel())
+
+
+def _check_int64(model: Model, settings: Settings, valid, batch: int, input_len: int, output_len: int) -> None:
+    """Refuse a grid whose largest point (largest batch and lengths, at each (tp, ep) pair) has
+    an exact figure of INT64_HEADROOM or more, costed in Python ints first: the sweep's int64
+    arrays would otherwise wrap silently. Every figure grows with batch and lengths."""
+    context = input_len + output_len // 2
+    for tp, ep in valid:
+        phases, _ = evaluate(model, settings, tp=int(tp), ep=int(ep), batch=batch, input_len=input_len,
+                             output_len=output_len, context=context, batch_prefill=False)
+        figures = [memory_figures(model, settings.hardware, phases, batch)]
+        for phase in (phases.request_prefill, phases.decode, phases.final):
+            figures += [attrs.asdict(cost) for cost in (*phase.costs, phase.total)]
+        largest = max((abs(v) for f in figures for v in _exact_ints(f)), default=0)
+        if largest >= INT64_HEADROOM:
+            raise InputError(
+                f"the sweep's largest point (tp {tp}, ep {ep}, batch {batch:,}, input {input_len:,}, output "
+                f"{output_len:,}) on {settings.hardware.name} has a figure of {largest:.3e}, beyond the 64-bit "
+                "integers a sweep computes in: lower the largest batch or lengths (estimate computes it exactly)")
+
+
 def sweep(
     model: Model | str,
     hardware: str | Iterable[str] = ("h100", "h200", "b200"),
@@ -376,13 +428,16 @@ def sweep(
     dtype: str | None = None,
     chunk: int = DEFAULT_CHUNK,
     progress: Callable[[int, int], None] | None = None,
+    max_points: int | None = None,
 ) -> SweepResult:
     """Evaluate every deployment of the grid (see the module docstring) and return a
     :class:`SweepResult`. Axes take what :func:`parse_values` reads ("1:1024", [1, 2, 4], 8);
     ``hardware`` and ``kv_policy`` a name, a comma list or a list of names (None: each mask's
     default policy, or the engine's). ``kv_block``, ``kv_dtype``, ``engine``, ``prompts`` and
     ``dtype`` (the served dtype; None: vLLM's dtype=auto rule per accelerator) mean what they mean to :func:`~mantile_core.estimate.estimate`. ``progress(done, total)``
-    is called after each chunk."""
+    is called after each chunk. A grid of more than ``max_points`` points (default
+    ``MANTILE_MAX_POINTS``, else 5,000,000) is refused before any is evaluated, and so is one
+    whose largest point has an exact figure beyond 64-bit integers."""
     import time
 
     started = time.perf_counter()
@@ -392,14 +447,20 @@ def sweep(
     hw_names = [h for h in dict.fromkeys(hw_names) if h]
     if not hw_names:
         raise InputError("'hardware' must name at least one accelerator (see mantile hardware)")
-    tps, eps = parse_values("tp", tp), parse_values("ep", ep)
-    batches, inputs, outputs = parse_values("batch", batch), parse_values("input_len", input_len), parse_values("output_len", output_len)
-    chunk = _positive("chunk", chunk)
+    limit = _max_points(max_points)
+    tps, eps = parse_values("tp", tp, limit), parse_values("ep", ep, limit)
+    batches = parse_values("batch", batch, limit)
+    inputs, outputs = parse_values("input_len", input_len, limit), parse_values("output_len", output_len, limit)
+    nominal = len(hw_names) * len(tps) * len(eps) * len(batches) * len(inputs) * len(outputs)
+    if nominal > limit:
+        raise InputError(f"the grid has {nominal:,} points (hardware × tp × ep × batch × input × output), more than the "
+                         f"{limit:,} a sweep evaluates: narrow an axis, or raise --max-points / MANTILE_MAX_POINTS")
+    chunk = check_int("chunk", chunk)
     if prompts is not None:
-        prompts = _positive("prompts", prompts)
-    for name, slo in (("max_tpot_ms", max_tpot_ms), ("max_ttft_ms", max_ttft_ms)):
-        if slo is not None and not float(slo) > 0:
-            raise InputError(f"{name!r} must be a positive number of milliseconds (got {slo!r})")
+        prompts = check_int("prompts", prompts)
+        check_waves(prompts, min(batches))
+    max_tpot_ms = None if max_tpot_ms is None else check_positive_float("max_tpot_ms", max_tpot_ms)
+    max_ttft_ms = None if max_ttft_ms is None else check_positive_float("max_ttft_ms", max_ttft_ms)
     blocks: list[Settings] = []  # one per hardware and distinct KV-policy choice
     for hw in hw_names:
         seen = set()
@@ -410,6 +471,22 @@ def sweep(
                 seen.add(_label(settings))
                 blocks.append(settings)
     valid, dropped = _valid_parallelism(model, tps, eps)
+    total = len(valid) * len(batches) * len(inputs) * len(outputs) * len(blocks)
+    if total > limit:
+        raise InputError(f"the grid has {total:,} points, more than the {limit:,} a sweep evaluates: "
+                         "narrow an axis, or raise --max-points / MANTILE_MAX_POINTS")
+    if prompts is not None:  # the benchmark model loops over its waves: work grows with both
+        waves = -(-prompts // min(batches))
+        if total * waves > WAVE_POINTS_PER_POINT * limit:
+            raise InputError(
+                f"{total:,} points of benchmarks of up to {waves:,} waves ({prompts:,} prompts at batch {min(batches):,}) "
+                f"is more work than {WAVE_POINTS_PER_POINT} waves × the {limit:,}-point limit: narrow the grid, give "
+                "fewer prompts, or raise --max-points / MANTILE_MAX_POINTS")
+    served = {}  # the model with its layers in each served dtype
+    for settings in blocks:
+        if settings.act_dtype not in served:
+            served[settings.act_dtype] = served_model(model, settings.act_dtype)
+        _check_int64(served[settings.act_dtype], settings, valid, max(batches), max(inputs), max(outputs))
 
     # each axis as a 4-d array along its own dimension: the cost functions broadcast, so a
     # quantity that depends on fewer axes (one request's prefill: tp, ep, input_len) is
@@ -421,12 +498,8 @@ def sweep(
             numpy.array(outputs, dtype=numpy.int64).reshape(1, 1, 1, -1))
     shape = (len(te), len(batches), len(inputs), len(outputs))
     per_block = math.prod(shape)
-    total = per_block * len(blocks)
     table = numpy.empty(total, dtype=_table_dtype(blocks))
-    served = {}  # the model with its layers in each served dtype
     for n, settings in enumerate(blocks):
-        if settings.act_dtype not in served:
-            served[settings.act_dtype] = served_model(model, settings.act_dtype)
         block_model = served[settings.act_dtype]
         block = table[n * per_block:(n + 1) * per_block]
         block["hardware"], block["kv_policy"], block["kv_dtype"] = settings.hardware.name, _label(settings), settings.kv_dtype.name

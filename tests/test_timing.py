@@ -265,7 +265,7 @@ def test_estimate_applies_the_engine():
 
 
 def test_estimate_rejects_bad_prompts():
-    with pytest.raises(InputError, match="'prompts' must be a positive integer"):
+    with pytest.raises(InputError, match="'prompts' must be an integer from 1 to"):
         mantile_core.estimate("llama-3.2-1b", "h100", prompts=0)
 
 

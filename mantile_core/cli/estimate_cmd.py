@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .args import bounded_int
 from .render import bytes_h, print_json, print_table, si, sig
 
 DEFAULT_MODEL = "gpt-oss-120b"
@@ -30,17 +31,17 @@ STRICT_HELP = "treat the warnings (request beyond max_position_embeddings, unrea
 
 def add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hardware", default=DEFAULT_HARDWARE, help=f"accelerator name (default {DEFAULT_HARDWARE})")
-    parser.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (GPUs), default 1")
-    parser.add_argument("--ep", type=int, default=1,
+    parser.add_argument("--tp", type=bounded_int("tp"), default=1, help="tensor-parallel degree (GPUs), default 1")
+    parser.add_argument("--ep", type=bounded_int("ep"), default=1,
                         help="expert-parallel degree (divides tp, or tp*dp with --dp), default 1")
-    parser.add_argument("--dp", type=int, default=1,
+    parser.add_argument("--dp", type=bounded_int("dp"), default=1,
                         help="attention data-parallel groups of tp GPUs (tp*dp GPUs; MoE experts spread over all "
                              "of them with all-to-all dispatch/combine), default 1")
-    parser.add_argument("--batch", type=int, default=1, help="concurrent sequences, default 1")
-    parser.add_argument("--input-len", type=int, default=1024, help="prompt tokens, default 1024")
-    parser.add_argument("--output-len", type=int, default=1024, help="generated tokens, default 1024")
+    parser.add_argument("--batch", type=bounded_int("batch"), default=1, help="concurrent sequences, default 1")
+    parser.add_argument("--input-len", type=bounded_int("input_len"), default=1024, help="prompt tokens, default 1024")
+    parser.add_argument("--output-len", type=bounded_int("output_len"), default=1024, help="generated tokens, default 1024")
     parser.add_argument("--kv-policy", default=None, help="KV-cache policy for the layers it applies to (ring, paged, full)")
-    parser.add_argument("--kv-block", type=int, default=None, help="paged KV block in tokens (default 16, or the engine's)")
+    parser.add_argument("--kv-block", type=bounded_int("kv_block"), default=None, help="paged KV block in tokens (default 16, or the engine's)")
     parser.add_argument("--dtype", default=None, help=DTYPE_HELP)
     parser.add_argument("--kv-dtype", default=None, help=KV_DTYPE_HELP)
 
@@ -50,9 +51,9 @@ def register(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"bundled name or config.json path (default {DEFAULT_MODEL})")
     add_deployment_arguments(p)
-    p.add_argument("--context", type=int, default=None, help="tokens cached before the decode step (default input+output/2)")
+    p.add_argument("--context", type=bounded_int("context"), default=None, help="tokens cached before the decode step (default input+output/2)")
     p.add_argument("--engine", default=None, help=ENGINE_HELP)
-    p.add_argument("--prompts", type=int, default=None,
+    p.add_argument("--prompts", type=bounded_int("prompts"), default=None,
                    help="report the means of a benchmark of N prompts at concurrency --batch (default: steady state)")
     p.add_argument("--layers", action="store_true", help="also print the per-layer table")
     p.add_argument("--strict", action="store_true", help=STRICT_HELP)

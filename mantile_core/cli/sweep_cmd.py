@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ..errors import InputError
+from ..limits import DEFAULT_MAX_POINTS
+from .args import bounded_int, positive_float
 from .estimate_cmd import DEFAULT_MODEL, DTYPE_HELP, ENGINE_HELP, KV_DTYPE_HELP, report_warnings
 from .render import bytes_h, print_table, sig
 
@@ -33,24 +35,26 @@ def register(sub) -> None:
     p.add_argument("--batch", default="1:1024", help="concurrent sequences (default 1:1024, every integer)")
     p.add_argument("--input-len", default="1024", help="prompt tokens (default 1024)")
     p.add_argument("--output-len", default="1024", help="generated tokens (default 1024)")
-    p.add_argument("--max-tpot-ms", type=float, default=None, help="SLO: time per output token at most this (ms)")
-    p.add_argument("--max-ttft-ms", type=float, default=None, help="SLO: time to first token at most this (ms)")
+    p.add_argument("--max-tpot-ms", type=positive_float, default=None, help="SLO: time per output token at most this (ms)")
+    p.add_argument("--max-ttft-ms", type=positive_float, default=None, help="SLO: time to first token at most this (ms)")
     p.add_argument("--kv-policy", default=None, help="KV-cache policy, or a comma list to sweep (ring, paged, full)")
-    p.add_argument("--kv-block", type=int, default=None, help="paged KV block in tokens (default 16, or the engine's)")
+    p.add_argument("--kv-block", type=bounded_int("kv_block"), default=None, help="paged KV block in tokens (default 16, or the engine's)")
     p.add_argument("--dtype", default=None, help=DTYPE_HELP)
     p.add_argument("--kv-dtype", default=None, help=KV_DTYPE_HELP)
     p.add_argument("--engine", default=None, help=ENGINE_HELP)
-    p.add_argument("--prompts", type=int, default=None,
+    p.add_argument("--prompts", type=bounded_int("prompts"), default=None,
                    help="report a benchmark of N prompts per point, as estimate --prompts (default: steady state)")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="write the summary and every evaluated point as JSON (stdout when no FILE)")
     p.add_argument("--csv", nargs="?", const="-", default=None, metavar="FILE",
                    help="write every evaluated point as CSV (stdout when no FILE)")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="draw the frontiers (needs matplotlib)")
-    p.add_argument("--rows", type=int, default=12, help="frontier rows printed per accelerator (default 12; --json has all)")
+    p.add_argument("--rows", type=bounded_int("rows"), default=12, help="frontier rows printed per accelerator (default 12; --json has all)")
     p.add_argument("--strict", action="store_true",
                    help="treat the warnings (lengths beyond the model's max_position_embeddings) as errors: exit 2")
-    p.add_argument("--chunk", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--chunk", type=bounded_int("chunk"), default=None, help=argparse.SUPPRESS)
+    p.add_argument("--max-points", type=bounded_int("max_points", 1, 1 << 40), default=None, metavar="N",
+                   help=f"refuse grids of more than N points (default MANTILE_MAX_POINTS, else {DEFAULT_MAX_POINTS:,})")
     p.set_defaults(run=run)
 
 
@@ -111,8 +115,6 @@ def run(args) -> int:
 
     if args.json == "-" and args.csv == "-":
         raise InputError("--json and --csv cannot both write to stdout: give one of them a FILE")
-    if args.rows < 0:
-        raise InputError(f"'rows' must be a non-negative integer (got {args.rows})")
     model = load_model(args.model)
     if report_warnings(_length_warnings(model, args.input_len, args.output_len), args.strict):
         return 2
@@ -121,7 +123,8 @@ def run(args) -> int:
         result = sweep(model, args.hardware, tp=args.tp, ep=args.ep, batch=args.batch, input_len=args.input_len,
                        output_len=args.output_len, max_tpot_ms=args.max_tpot_ms, max_ttft_ms=args.max_ttft_ms,
                        kv_policy=args.kv_policy, kv_block=args.kv_block, kv_dtype=args.kv_dtype, engine=args.engine,
-                       prompts=args.prompts, dtype=args.dtype, chunk=args.chunk or DEFAULT_CHUNK, progress=update)
+                       prompts=args.prompts, dtype=args.dtype, chunk=args.chunk or DEFAULT_CHUNK, progress=update,
+                       max_points=args.max_points)
     if args.json:
         with _open(args.json) as handle:
             result.write_json(handle)

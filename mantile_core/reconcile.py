@@ -86,6 +86,8 @@ class Measurement:
     e2e_s: float
     date: str = ""
     attention_dp: bool = False
+    line: int = attrs.field(default=0, eq=False)
+    """The line of the file the row was read from (0: not from a file)."""
 
     @property
     def hardware(self) -> str:
@@ -129,33 +131,130 @@ class RowResult:
         return self.predicted[metric] / self.measurement.measured(metric) - 1.0
 
 
-def _int(value: str) -> int | None:
-    value = (value or "").strip()
-    return int(float(value)) if value else None
+MAX_MEASUREMENT_ROWS = 100_000
+"""The most rows ``read_measurements`` reads (each is an estimate); ``MANTILE_MAX_ROWS`` raises it."""
+
+MAX_MEASUREMENT_BYTES = 256 * 2**20
+"""The largest measurement file read."""
+
+# integer columns: column -> (attribute, bound name in limits.BOUNDS); tp / ep may be empty
+_INT_COLUMNS = {"input_seq_len": "input_len", "output_seq_len": "output_len", "concurrency": "batch",
+                "tensor_parallel": "tp", "expert_parallel": "ep"}
+_FLOAT_COLUMNS = ("throughput_tokens_per_sec_per_gpu", "output_throughput_per_gpu",
+                  "mean_time_to_first_token_sec", "mean_time_per_output_token_sec")
+
+
+class _RowError(InputError):
+    pass
+
+
+def _cell(row: dict, column: str) -> str:
+    value = row.get(column)
+    return "" if value is None else str(value).strip()
+
+
+def _row_int(row: dict, column: str, optional: bool = False) -> int | None:
+    """A positive integer cell within the bounds of its quantity ("8", "8.0"); empty only
+    when ``optional``."""
+    from .limits import BOUNDS
+
+    text = _cell(row, column)
+    if not text:
+        if optional:
+            return None
+        raise _RowError(f"{column!r} is empty")
+    low, high = BOUNDS[_INT_COLUMNS[column]]
+    try:
+        number = float(text) if len(text) <= 40 else math.nan
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number != int(number) or not max(low, 1) <= number <= high:
+        raise _RowError(f"{column!r} must be an integer from {max(low, 1):,} to {high:,} (got {text[:40]!r})")
+    return int(number)
+
+
+def _row_float(row: dict, column: str, optional: bool = False) -> float:
+    """A finite positive number cell (a time or a rate); empty only when ``optional`` (NaN)."""
+    text = _cell(row, column)
+    if not text:
+        if optional:
+            return math.nan
+        raise _RowError(f"{column!r} is empty")
+    try:
+        number = float(text) if len(text) <= 60 else math.nan
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise _RowError(f"{column!r} must be a positive finite number (got {text[:40]!r})")
+    return number
+
+
+def _row_name(row: dict, column: str) -> str:
+    text = _cell(row, column)
+    if not text or len(text) > 100 or not text.isprintable():
+        raise _RowError(f"{column!r} must be a non-empty name (got {text[:40]!r})")
+    return text
+
+
+def _max_rows() -> int:
+    import os
+
+    text = os.environ.get("MANTILE_MAX_ROWS", "").strip()
+    if not text:
+        return MAX_MEASUREMENT_ROWS
+    if not text.isdigit() or int(text) <= 0:
+        raise InputError(f"MANTILE_MAX_ROWS must be a positive integer (got {text!r})")
+    return int(text)
 
 
 def read_measurements(path: str | Path) -> list[Measurement]:
     """Rows of a measurement CSV (see the module docstring). InputError names a missing
-    file or column."""
+    file or column, and a bad row by its line and column: every length, concurrency and
+    parallel degree a positive integer within :mod:`mantile_core.limits`' bounds (tp / ep may
+    be empty: disaggregated), every measured time and rate a positive finite number
+    (mean_end_to_end_latency_sec may be empty), gpu_model and framework non-empty. No row
+    is skipped: a measurement file that is partly wrong is refused whole."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"measurement file {str(path)!r} not found: give a CSV in InferenceMAX's format")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"measurement file {str(path)!r} lacks columns {', '.join(missing)}")
-        raw = list(reader)
+    shown = str(path) if len(str(path)) <= 200 else str(path)[:200] + "..."
+    try:
+        if not path.is_file():
+            raise InputError(f"measurement file {shown!r} not found: give a CSV in InferenceMAX's format")
+        if path.stat().st_size > MAX_MEASUREMENT_BYTES:
+            raise InputError(f"measurement file {shown!r} is larger than {MAX_MEASUREMENT_BYTES:,} bytes")
+        limit = _max_rows()
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError(f"measurement file {shown!r} lacks columns {', '.join(missing)}")
+            raw = []
+            for r in reader:
+                raw.append((reader.line_num, r))
+                if len(raw) > limit:
+                    raise InputError(f"measurement file {shown!r} has more than {limit:,} rows "
+                                     "(MANTILE_MAX_ROWS raises the limit)")
+    except OSError as exc:
+        raise InputError(f"cannot read measurement file {shown!r}: {exc.strerror or exc}") from None
+    except (ValueError, csv.Error) as exc:  # not UTF-8, NUL bytes, a field over csv's size limit
+        raise InputError(f"measurement file {shown!r} is not a readable CSV: {str(exc)[:120]}") from None
     rows = []
-    for r in raw:
-        tp, ep = _int(r.get("tensor_parallel", "")), _int(r.get("expert_parallel", ""))
-        rows.append(Measurement(
-            gpu=r["gpu_model"], framework=r["framework"], precision=r.get("precision", ""),
-            isl=int(r["input_seq_len"]), osl=int(r["output_seq_len"]), tp=tp, ep=ep,
-            concurrency=int(r["concurrency"]), throughput=float(r["throughput_tokens_per_sec_per_gpu"]),
-            output_throughput=float(r["output_throughput_per_gpu"]),
-            ttft_s=float(r["mean_time_to_first_token_sec"]), tpot_s=float(r["mean_time_per_output_token_sec"]),
-            e2e_s=float(r.get("mean_end_to_end_latency_sec") or "nan"), date=r.get("benchmark_date", "")))
+    for line, r in raw:
+        try:
+            if None in r:  # csv puts the cells beyond the header under the key None
+                raise _RowError(f"has {len(r[None])} more cells than the header")
+            rows.append(Measurement(
+                gpu=_row_name(r, "gpu_model"), framework=_row_name(r, "framework"), precision=_cell(r, "precision"),
+                isl=_row_int(r, "input_seq_len"), osl=_row_int(r, "output_seq_len"),
+                tp=_row_int(r, "tensor_parallel", optional=True), ep=_row_int(r, "expert_parallel", optional=True),
+                concurrency=_row_int(r, "concurrency"),
+                throughput=_row_float(r, "throughput_tokens_per_sec_per_gpu"),
+                output_throughput=_row_float(r, "output_throughput_per_gpu"),
+                ttft_s=_row_float(r, "mean_time_to_first_token_sec"),
+                tpot_s=_row_float(r, "mean_time_per_output_token_sec"),
+                e2e_s=_row_float(r, "mean_end_to_end_latency_sec", optional=True),
+                date=_cell(r, "benchmark_date"), line=line))
+        except _RowError as exc:
+            raise InputError(f"measurement file {shown!r} line {line}: {exc}") from None
     return _mark_attention_dp(rows)
 
 
@@ -274,9 +373,19 @@ def reconcile(measurements: Iterable[Measurement], model=None, *, hardware: dict
     """Predict every row; ``hardware`` maps hardware names to replacement specs."""
     from .model import load_model
 
+    from .errors import MantileError
+
     model = model or load_model("gpt-oss-120b")
     hardware = hardware or {}
-    return [predict(m, model, hardware=hardware.get(m.hardware)) for m in measurements]
+    results = []
+    for m in measurements:
+        try:
+            results.append(predict(m, model, hardware=hardware.get(m.hardware)))
+        except MantileError as exc:
+            where = f"line {m.line}" if m.line else f"row {m.key}"
+            raise type(exc)(f"measurement {where} ({m.gpu}, {m.framework}, tp {m.tp}, concurrency "
+                            f"{m.concurrency}): {exc}") from None
+    return results
 
 
 def split_rows(measurements: Sequence[Measurement], seed: int = 0, fraction: float = 0.5) -> set[tuple]:

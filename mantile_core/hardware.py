@@ -7,9 +7,10 @@ link bytes/s and per-collective latency in seconds, and the timing model's calib
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import attrs
 
@@ -121,6 +122,50 @@ def _peak(peak_flops: Mapping[str, float], weight_format: str, activation_format
         if fmt in peak_flops:
             return float(peak_flops[fmt])
     return float(peak_flops["bf16"])
+
+
+def spec_problem(spec: HardwareSpec) -> str | None:
+    """What is wrong with a spec a plugin provides (None: nothing): a non-empty name, peak
+    FLOP/s positive and finite with a "bf16" entry, HBM bytes a positive integer, bandwidths
+    positive and finite, latency finite and non-negative, mesh_links a non-negative integer,
+    a :class:`Calibration` whose efficiencies lie in (0, 1] and whose seconds are finite and
+    non-negative."""
+    def positive(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+    def non_negative(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+    if not isinstance(spec.name, str) or not spec.name.strip():
+        return f"name must be a non-empty string (got {spec.name!r:.40})"
+    if not isinstance(spec.peak_flops, Mapping) or "bf16" not in spec.peak_flops:
+        return f"{spec.name}: peak_flops must map formats to FLOP/s, with a 'bf16' entry"
+    for fmt, value in spec.peak_flops.items():
+        if not isinstance(fmt, str) or not positive(value):
+            return f"{spec.name}: peak_flops[{fmt!r:.20}] must be a positive finite number (got {value!r:.40})"
+    if isinstance(spec.hbm_bytes, bool) or not isinstance(spec.hbm_bytes, int) or spec.hbm_bytes <= 0:
+        return f"{spec.name}: hbm_bytes must be a positive integer (got {spec.hbm_bytes!r:.40})"
+    for field in ("hbm_bandwidth", "link_bandwidth"):
+        if not positive(getattr(spec, field)):
+            return f"{spec.name}: {field} must be a positive finite number (got {getattr(spec, field)!r:.40})"
+    if not non_negative(spec.link_latency):
+        return f"{spec.name}: link_latency must be a finite non-negative number (got {spec.link_latency!r:.40})"
+    if isinstance(spec.mesh_links, bool) or not isinstance(spec.mesh_links, int) or spec.mesh_links < 0:
+        return f"{spec.name}: mesh_links must be a non-negative integer (got {spec.mesh_links!r:.40})"
+    cal = spec.calibration
+    if not isinstance(cal, Calibration):
+        return f"{spec.name}: calibration must be a Calibration (got {type(cal).__name__})"
+    for field in attrs.fields(Calibration):
+        value = getattr(cal, field.name)
+        if field.name == "activation_compute":
+            if value not in PRECISION_ORDER:
+                return f"{spec.name}: calibration.activation_compute must be one of {', '.join(PRECISION_ORDER)} (got {value!r:.20})"
+        elif field.name.endswith("efficiency"):
+            if not positive(value) or value > 1:
+                return f"{spec.name}: calibration.{field.name} must be in (0, 1] (got {value!r:.40})"
+        elif not (value is None and field.name == "allreduce_latency") and not non_negative(value):
+            return f"{spec.name}: calibration.{field.name} must be a finite non-negative number (got {value!r:.40})"
+    return None
 
 
 def _family(fmt: str) -> str:

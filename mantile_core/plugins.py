@@ -10,7 +10,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
+import io
+import itertools
 import os
 import warnings
 from importlib import metadata
@@ -111,16 +115,48 @@ class MantilePluginManager(pluggy.PluginManager):
     def failures(self) -> list[PluginInfo]:
         return [i for i in self.infos if i.error]
 
+    def mark_failed(self, plugin_name: str, error: str, *, unregister: bool = True) -> None:
+        """Record ``error`` on the plugin's info, warn naming its distribution, and (by default)
+        unregister it so no hook of it is called again."""
+        distribution = self.distribution_of(plugin_name)
+        self.infos = [attrs.evolve(i, error=error) if i.name == plugin_name else i for i in self.infos]
+        warnings.warn(f"mantile plugin {plugin_name!r} from {distribution} is skipped: {error}", stacklevel=3)
+        if unregister and self.has_plugin(plugin_name):
+            self.unregister(name=plugin_name)
+
+    def _collect(self) -> dict[str, list[tuple[str, Any]]]:
+        """Plugin name -> (hook, record) pairs of every hook, each call isolated
+        (:func:`call_isolated`) and its records checked (:func:`check_records`); a plugin with
+        any failing hook is marked failed and yields nothing."""
+        collected: dict[str, list[tuple[str, Any]]] = {}
+        failed: dict[str, str] = {}
+        for hook_name in REGISTRY_HOOKS:
+            for impl in getattr(self.hook, hook_name).get_hookimpls():
+                if impl.plugin_name in failed:
+                    continue
+                try:
+                    records = check_records(hook_name, call_isolated(impl.function))
+                except PluginFault as fault:
+                    failed[impl.plugin_name] = f"its {hook_name} hook {fault}"
+                    continue
+                collected.setdefault(impl.plugin_name, []).extend((hook_name, r) for r in records)
+        for plugin_name, error in failed.items():
+            collected.pop(plugin_name, None)
+            self.mark_failed(plugin_name, error)
+        return collected
+
     @functools.cached_property
     def registries(self) -> Registries:
-        """Collect every hook's records; raises PluginConflictError on a duplicate name."""
+        """Collect every hook's records; raises PluginConflictError on a duplicate name. A
+        plugin whose hook raises, prints to stdout or yields junk is skipped (warning, and its
+        ``PluginInfo.error``), never raised."""
         tables: dict[str, dict[str, Any]] = {reg: {} for reg, _ in REGISTRY_HOOKS.values()}
         owners: dict[tuple[str, str], str] = {}
+        collected = self._collect()
         for hook_name, (registry, key) in REGISTRY_HOOKS.items():
-            hook = getattr(self.hook, hook_name)
-            for impl in hook.get_hookimpls():
-                distribution = self.distribution_of(impl.plugin_name)
-                for record in impl.function() or ():
+            for plugin_name, pairs in collected.items():
+                distribution = self.distribution_of(plugin_name)
+                for record in (r for h, r in pairs if h == hook_name):
                     name = getattr(record, key)
                     if name in tables[registry]:
                         other = owners[(registry, name)]
@@ -147,6 +183,79 @@ def _check_reader_claims(readers: dict[str, Any], owners: dict[tuple[str, str], 
                     f"and {name} ({owners[('config_readers', name)]}): uninstall one of them"
                 )
             claimed[model_type] = name
+
+
+MAX_RECORDS = 10_000
+"""The most records one hook of one plugin may yield."""
+
+# hook name -> (module, class) of the records it must yield
+RECORD_TYPES: dict[str, tuple[str, str]] = {
+    "mantile_config_readers": ("records", "ConfigReader"),
+    "mantile_layer_types": ("records", "LayerType"),
+    "mantile_model_layouts": ("records", "ModelLayout"),
+    "mantile_rope_scalings": ("records", "RopeScaling"),
+    "mantile_cache_policies": ("records", "CachePolicy"),
+    "mantile_hardware": ("hardware", "HardwareSpec"),
+    "mantile_validation_cases": ("records", "ValidationCase"),
+}
+
+
+class PluginFault(Exception):
+    """What a plugin did wrong in an import or a hook call (the text completes "its hook ...")."""
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def call_isolated(function, *args: Any) -> Any:
+    """Call plugin code with stdout captured (so it can never corrupt ``--json``): returns its
+    result, a returned iterable drained into a list (at most MAX_RECORDS) while still
+    captured; PluginFault on any exception but KeyboardInterrupt (SystemExit included), on
+    output to stdout, or on a result that is neither None nor iterable."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            result = function(*args)
+            if result is not None and not isinstance(result, (str, bytes, dict)):
+                try:
+                    iterator = iter(result)
+                except TypeError:
+                    raise PluginFault(f"returned {type(result).__name__}, not a list of records") from None
+                result = list(itertools.islice(iterator, MAX_RECORDS + 1))
+    except (KeyboardInterrupt, PluginFault):
+        raise
+    except BaseException as exc:  # SystemExit, GeneratorExit and the rest: a plugin never ends the process
+        raise PluginFault(f"raised {_describe(exc)}") from None
+    if isinstance(result, (str, bytes, dict)):
+        raise PluginFault(f"returned {type(result).__name__}, not a list of records")
+    printed = buffer.getvalue()
+    if printed:
+        raise PluginFault(f"printed to stdout ({' '.join(printed.split())[:60]!r})")
+    if result is not None and len(result) > MAX_RECORDS:
+        raise PluginFault(f"returned more than {MAX_RECORDS:,} records")
+    return result
+
+
+def check_records(hook_name: str, records: Any) -> list[Any]:
+    """The records of one hook call: each an instance of the hook's record class (which
+    validates its own fields); PluginFault naming the first that is not."""
+    if records is None:
+        return []
+    module, class_name = RECORD_TYPES[hook_name]
+    cls = getattr(importlib.import_module(f".{module}", __package__), class_name)
+    for record in records:
+        if not isinstance(record, cls):
+            raise PluginFault(f"returned {type(record).__name__} {str(record)[:40]!r}, not a {class_name}")
+        if hook_name == "mantile_hardware":
+            from .hardware import spec_problem
+
+            problem = spec_problem(record)
+            if problem:
+                raise PluginFault(f"returned a bad HardwareSpec: {problem}")
+    return list(records)
 
 
 def _env_list(name: str) -> list[str] | None:
@@ -186,9 +295,10 @@ def load_entry_points(pm: MantilePluginManager, group: str = ENTRY_POINT_GROUP) 
         if pm.has_plugin(entry_point.name):
             continue
         try:
-            plugin = entry_point.load()
-        except Exception as exc:  # a broken plugin must never lock the user out
-            error = f"{type(exc).__name__}: {exc}"
+            plugin = _load_isolated(entry_point)
+            pm.register_plugin(plugin, entry_point.name, distribution, version)
+        except PluginFault as fault:  # a broken plugin must never lock the user out
+            error = str(fault)
             warnings.warn(
                 f"mantile plugin {entry_point.name!r} from {distribution} failed to load "
                 f"and is skipped ({error})",
@@ -196,7 +306,28 @@ def load_entry_points(pm: MantilePluginManager, group: str = ENTRY_POINT_GROUP) 
             )
             pm.infos.append(PluginInfo(entry_point.name, distribution, version, error))
             continue
-        pm.register_plugin(plugin, entry_point.name, distribution, version)
+        except Exception as exc:  # pluggy refused its hook implementations
+            error = _describe(exc)
+            warnings.warn(f"mantile plugin {entry_point.name!r} from {distribution} is skipped ({error})", stacklevel=2)
+            pm.infos.append(PluginInfo(entry_point.name, distribution, version, error))
+
+
+def _load_isolated(entry_point: metadata.EntryPoint) -> object:
+    """Import an entry point with stdout captured: PluginFault with "ModuleNotFoundError: ..."
+    when the import raises anything but KeyboardInterrupt (SystemExit included), or
+    "printed to stdout at import (...)" when it writes to stdout."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            plugin = entry_point.load()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise PluginFault(_describe(exc)) from None
+    printed = buffer.getvalue()
+    if printed:
+        raise PluginFault(f"printed to stdout at import ({' '.join(printed.split())[:60]!r})")
+    return plugin
 
 
 def make_plugin_manager(*, entry_points: bool = True, plugins: Iterable[tuple[object, str]] = ()) -> MantilePluginManager:

@@ -24,6 +24,50 @@ __all__ = [
 ]
 
 
+def _text(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Validator: a non-empty string (a registry key, a kind, a mask)."""
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError(f"{attribute.name!r} must be a non-empty string (got {value!r:.60})")
+
+
+def _string(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """Validator: a string (a description)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{attribute.name!r} must be a string (got {type(value).__name__})")
+
+
+def _callable(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not callable(value):
+        raise TypeError(f"{attribute.name!r} must be callable (got {type(value).__name__})")
+
+
+def _optional_callable(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(f"{attribute.name!r} must be callable or None (got {type(value).__name__})")
+
+
+def _model_types(value: Any) -> frozenset:
+    """Converter: a collection of model_type strings as a frozenset (a lone string is refused:
+    frozenset("llama") would be its letters)."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"'model_types' must be a collection of model_type strings, not a string ({value!r:.60})")
+    items = frozenset(value)
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise TypeError(f"'model_types' must hold non-empty strings (got {item!r:.60})")
+    return items
+
+
+def _bool(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{attribute.name!r} must be True or False (got {value!r:.60})")
+
+
+def _slot_index(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise TypeError(f"'index' must be a non-negative integer or None (got {value!r:.60})")
+
+
 @attrs.frozen
 class ConfigReader:
     """Reads the config.json of the model types it owns into the standard spelling.
@@ -38,10 +82,10 @@ class ConfigReader:
     :mod:`mantile_core.checks` and raises ConfigError on bad values.
     """
 
-    name: str
-    model_types: frozenset[str] = attrs.field(converter=frozenset)
-    read: Callable[[dict, str], dict]
-    description: str = ""
+    name: str = attrs.field(validator=_text)
+    model_types: frozenset[str] = attrs.field(converter=_model_types)
+    read: Callable[[dict, str], dict] = attrs.field(validator=_callable)
+    description: str = attrs.field(default="", validator=_string)
 
 
 @attrs.frozen
@@ -49,9 +93,9 @@ class LayerSlot:
     """One position in a model: its ``kind``, decoder ``index`` (None outside the blocks) and
     module ``name`` as in the checkpoint ("model.layers.3.self_attn")."""
 
-    kind: str
-    index: int | None
-    name: str
+    kind: str = attrs.field(validator=_text)
+    index: int | None = attrs.field(validator=_slot_index)
+    name: str = attrs.field(validator=_text)
 
 
 @attrs.frozen
@@ -63,12 +107,12 @@ class LayerType:
     with neither is generic and used only when no specific type matches.
     """
 
-    name: str
-    kind: str
-    build: Callable[[Any, LayerSlot], Any]
-    model_types: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    applies: Callable[[Any], bool] | None = None
-    description: str = ""
+    name: str = attrs.field(validator=_text)
+    kind: str = attrs.field(validator=_text)
+    build: Callable[[Any, LayerSlot], Any] = attrs.field(validator=_callable)
+    model_types: frozenset[str] = attrs.field(default=frozenset(), converter=_model_types)
+    applies: Callable[[Any], bool] | None = attrs.field(default=None, validator=_optional_callable)
+    description: str = attrs.field(default="", validator=_string)
 
     def matches(self, config) -> bool:
         """True when this type is specific to ``config``."""
@@ -89,11 +133,11 @@ class ModelLayout:
     part of them (JSON-serialisable, e.g. ``{"mtp_params": ...}`` for DeepSeek's
     next-token-prediction module, which serving without speculation never runs)."""
 
-    name: str
-    model_types: frozenset[str] = attrs.field(converter=frozenset)
-    slots: Callable[[Any], list[LayerSlot]]
-    description: str = ""
-    extras: Callable[[Any], dict] | None = None
+    name: str = attrs.field(validator=_text)
+    model_types: frozenset[str] = attrs.field(converter=_model_types)
+    slots: Callable[[Any], list[LayerSlot]] = attrs.field(validator=_callable)
+    description: str = attrs.field(default="", validator=_string)
+    extras: Callable[[Any], dict] | None = attrs.field(default=None, validator=_optional_callable)
 
 
 @attrs.frozen
@@ -114,9 +158,9 @@ class RopeScaling:
     parameters.
     """
 
-    rope_type: str
-    compute: Callable[[dict, int, int], RopeResult]
-    description: str = ""
+    rope_type: str = attrs.field(validator=_text)
+    compute: Callable[[dict, int, int], RopeResult] = attrs.field(validator=_callable)
+    description: str = attrs.field(default="", validator=_string)
 
     @property
     def name(self) -> str:
@@ -139,13 +183,13 @@ class CachePolicy:
     ``default`` marks the policy used for its mask when the user names none.
     """
 
-    name: str
-    mask: str
-    resident_positions: Callable[..., Any]
-    attended_pairs: Callable[..., Any]
-    read_positions: Callable[..., Any]
-    default: bool = False
-    description: str = ""
+    name: str = attrs.field(validator=_text)
+    mask: str = attrs.field(validator=_text)
+    resident_positions: Callable[..., Any] = attrs.field(validator=_callable)
+    attended_pairs: Callable[..., Any] = attrs.field(validator=_callable)
+    read_positions: Callable[..., Any] = attrs.field(validator=_callable)
+    default: bool = attrs.field(default=False, validator=_bool)
+    description: str = attrs.field(default="", validator=_string)
 
 
 @attrs.frozen
@@ -163,6 +207,6 @@ class ValidationCase:
     """A torch-backed check, run by ``mantile validate``: ``run()`` imports torch itself and
     returns a :class:`ValidationOutcome`."""
 
-    name: str
-    run: Callable[[], ValidationOutcome]
-    description: str = ""
+    name: str = attrs.field(validator=_text)
+    run: Callable[[], ValidationOutcome] = attrs.field(validator=_callable)
+    description: str = attrs.field(default="", validator=_string)

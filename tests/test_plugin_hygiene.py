@@ -178,3 +178,47 @@ def test_disable_in_a_fresh_process():
     result = _cli(["plugins", "--json"], "good", "broken", "conflict", MANTILE_DISABLE_PLUGINS="1")
     assert result.returncode == 0 and result.stderr == ""
     assert [p["distribution"] for p in json.loads(result.stdout)["plugins"]] == ["mantile-core"]
+
+
+# hostile plugins (tests/data/fake_dists/hostile/README.md): entry point -> the error reported
+HOSTILE = {
+    "mantile-fake-raising": "its mantile_layer_types hook raised RuntimeError: hostile hook",
+    "mantile-fake-junk": "its mantile_layer_types hook returned int '42', not a LayerType",
+    "mantile-fake-scalar": "its mantile_cache_policies hook returned int, not a list of records",
+    "mantile-fake-badrecord": "its mantile_layer_types hook raised TypeError: 'name' must be a non-empty string (got 5)",
+    "mantile-fake-badhardware": "its mantile_hardware hook returned a bad HardwareSpec: fakegpu: "
+                                "peak_flops['bf16'] must be a positive finite number (got nan)",
+    "mantile-fake-hookprinter": "its mantile_rope_scalings hook printed to stdout ('hello from a hook')",
+    "mantile-fake-importprinter": "printed to stdout at import ('hello from an import')",
+    "mantile-fake-exiter": "SystemExit: 3",
+    "mantile-fake-baseexc": "Hostile: not an Exception",
+    "mantile-fake-badimpl": "PluginValidationError: Plugin 'fake_badimpl' for hook 'mantile_layer_types'",
+}
+
+
+def test_hostile_plugins_are_reported_and_skipped_and_json_stays_clean(fake_dists, capsys):
+    fake_dists("good", "hostile")
+    assert main(["plugins", "--json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)  # nothing a plugin printed got into the document
+    errors = {p["distribution"]: p["error"] for p in doc["plugins"]}
+    for distribution, error in HOSTILE.items():
+        assert errors[distribution].startswith(error), distribution
+        assert f"from {distribution} " in err, distribution  # the one-line warning
+    assert errors["mantile-fake-good"] is None
+    assert {p["distribution"]: p["provides"] for p in doc["plugins"]}["mantile-fake-hookprinter"] == {}
+    # the good plugin and the core keep working, and estimate --json parses
+    assert main(["estimate", FAKE_CONFIG, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["layers"][1]["type"] == "fake-mixer"
+    assert "fakegpu" not in get_plugin_manager().registries.hardware
+    assert main(["plugins"]) == 0
+    table = capsys.readouterr().out
+    assert "FAILED: SystemExit: 3" in table and "FAILED: its mantile_layer_types hook raised" in table
+
+
+def test_hostile_plugins_in_a_fresh_process_warn_on_stderr_only():
+    result = _cli(["estimate", "llama-3.2-1b", "--json"], "good", "hostile")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["model"] == "llama-3.2-1b"
+    lines = result.stderr.splitlines()
+    assert len(lines) == len(HOSTILE) and all(line.startswith("mantile: warning: mantile plugin ") for line in lines)

@@ -31,7 +31,7 @@ import csv
 import math
 import random
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, TextIO
 
 import attrs
 import numpy
@@ -431,26 +431,30 @@ def error_table(results: Sequence[RowResult], *, by: str = "group", metrics: Seq
 ROW_COLUMNS = ("gpu_model", "framework", "isl", "osl", "tp", "ep", "concurrency", "attention_dp")
 
 
-def write_rows_csv(results: Sequence[RowResult], path: str | Path, *, fitted: set[tuple] | None = None) -> None:
+def write_rows_csv(results: Sequence[RowResult], path: str | Path | TextIO, *, fitted: set[tuple] | None = None) -> None:
     """Per-row CSV: the row's key, then measured, predicted and signed error % per metric,
-    and ``fitted`` (1 when the row was used to fit, if a split is given)."""
-    with Path(path).open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        header = list(ROW_COLUMNS)
+    and ``fitted`` (1 when the row was used to fit, if a split is given). ``path`` is a file
+    name or an open text handle."""
+    if not hasattr(path, "write"):
+        with Path(path).open("w", newline="") as handle:
+            write_rows_csv(results, handle, fitted=fitted)
+        return
+    writer = csv.writer(path)
+    header = list(ROW_COLUMNS)
+    for metric in METRICS:
+        header += [f"{metric}_measured", f"{metric}_predicted", f"{metric}_error_pct"]
+    if fitted is not None:
+        header.append("fitted")
+    writer.writerow(header)
+    for r in results:
+        m = r.measurement
+        row: list[Any] = [m.gpu, m.framework, m.isl, m.osl, m.tp if m.tp else "", m.ep if m.ep else "",
+                          m.concurrency, int(m.attention_dp)]
         for metric in METRICS:
-            header += [f"{metric}_measured", f"{metric}_predicted", f"{metric}_error_pct"]
+            row += [f"{m.measured(metric):.6g}", f"{r.predicted[metric]:.6g}", f"{r.error(metric) * 100:.2f}"]
         if fitted is not None:
-            header.append("fitted")
-        writer.writerow(header)
-        for r in results:
-            m = r.measurement
-            row: list[Any] = [m.gpu, m.framework, m.isl, m.osl, m.tp if m.tp else "", m.ep if m.ep else "",
-                              m.concurrency, int(m.attention_dp)]
-            for metric in METRICS:
-                row += [f"{m.measured(metric):.6g}", f"{r.predicted[metric]:.6g}", f"{r.error(metric) * 100:.2f}"]
-            if fitted is not None:
-                row.append(int(m.key in fitted))
-            writer.writerow(row)
+            row.append(int(m.key in fitted))
+        writer.writerow(row)
 
 
 def _minor_label(value, _position) -> str:

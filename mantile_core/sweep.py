@@ -38,6 +38,7 @@ import numpy
 
 from .errors import InputError, ParallelismError
 from .estimate import Settings, check_parallelism, evaluate, memory_figures, resolve_settings
+from .jsonout import dumps
 from .limits import BOUNDS, INT64_HEADROOM, check_int, check_positive_float, check_waves, max_points
 from .model import Model, load_model
 from .precision import served_model
@@ -266,7 +267,7 @@ class SweepResult:
         every evaluated point as an object, streamed a block of rows at a time."""
         handle.write("{")
         for key, value in self.summary().items():
-            handle.write(f"\n {json.dumps(key)}: {json.dumps(value)},")
+            handle.write(f"\n {json.dumps(key)}: {dumps(value, indent=None)},")
         handle.write(f'\n "columns": {json.dumps(list(self.columns))},\n "points": [')
         names, plain = self.columns, self._plain()
         template = self._row_template(as_json=True)
@@ -276,7 +277,7 @@ class SweepResult:
                 text = ",\n  ".join([template % r for r in rows])
                 text = text.replace(": True", ": true").replace(": False", ": false")
             else:
-                text = ",\n  ".join(json.dumps(dict(zip(names, r))) for r in rows)
+                text = ",\n  ".join(dumps(dict(zip(names, r)), indent=None) for r in rows)
             handle.write(("\n  " if start == 0 else ",\n  ") + text)
         handle.write("\n ]\n}\n")
 
@@ -373,6 +374,21 @@ def _evaluate(out: numpy.ndarray, model: Model, settings: Settings, tp, ep, batc
     if max_ttft_ms is not None:
         ok = ok & (ttft_ms <= max_ttft_ms)
     out["meets_slo"] = ok
+
+
+def _check_finite(table: numpy.ndarray) -> None:
+    """InputError naming the first point with a NaN or infinite figure (a plugin's arithmetic
+    out of range): the table, the report and --json / --csv never carry one."""
+    for name in table.dtype.names:
+        if table.dtype[name].kind != "f":
+            continue
+        bad = numpy.flatnonzero(~numpy.isfinite(table[name]))
+        if len(bad):
+            row = table[bad[0]]
+            raise InputError(
+                f"sweep point {int(bad[0])} ({row['hardware']}, tp {row['tp']}, ep {row['ep']}, batch {row['batch']}, "
+                f"input {row['input_len']}, output {row['output_len']}) has {name} = {row[name]}: out of the model's "
+                "range; narrow the grid")
 
 
 def _max_points(override: int | None) -> int:
@@ -513,6 +529,7 @@ def sweep(
                       max_tpot_ms, max_ttft_ms)
             if progress is not None:
                 progress(n * per_block + stop, total)
+    _check_finite(table)
     kv_policies: dict[str, dict[str, str]] = {}
     for settings in blocks:
         kv_policies.setdefault(_label(settings), {mask: p.name for mask, p in sorted(settings.policies.items())})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import sys
 
+from ..outputs import atomic_output, atomic_path, check_outputs, model_inputs
 from .render import print_json, print_table
 
 MODEL_COLUMNS = ("model", "model_name", "model_id")
@@ -43,6 +44,7 @@ def register(sub) -> None:
     p.add_argument("--rows", metavar="PATH", default=None, help="write the per-row CSV here")
     p.add_argument("--plot", metavar="PATH", default=None, help="write a log-log PNG of predicted against measured")
     p.add_argument("--json", action="store_true", help="print the error table as JSON")
+    p.add_argument("--force", action="store_true", help="overwrite existing --rows / --plot files (never the inputs)")
     p.set_defaults(run=run)
 
 
@@ -64,6 +66,8 @@ def run(args) -> int:
     from ..model import load_model
     from ..reconcile import error_table, plot_rows, read_measurements, reconcile, split_rows, write_rows_csv
 
+    check_outputs({"--rows": args.rows, "--plot": args.plot}, [args.csv, *model_inputs(args.model)],
+                  force=args.force)
     measurements = read_measurements(args.csv)
     model = load_model(args.model)
     note = model_note(args.csv, model.name)
@@ -79,9 +83,11 @@ def run(args) -> int:
         sections["held-out rows"] = [r for r in aggregated if r.measurement.key not in fitted]
     tables = {name: error_table(rows, by=args.by) for name, rows in sections.items() if rows}
     if args.rows:
-        write_rows_csv(results, args.rows, fitted=fitted)
+        with atomic_output(args.rows, flag="--rows") as handle:
+            write_rows_csv(results, handle, fitted=fitted)
     if args.plot:
-        plot_rows(results, args.plot)
+        with atomic_path(args.plot, flag="--plot") as temp:
+            plot_rows(results, temp)
     if args.json:
         print_json({"tables": tables})
         return 0

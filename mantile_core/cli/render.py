@@ -8,7 +8,6 @@ significant digits (``sig``: never "0.0 tok/s" for a small rate). JSON keeps exa
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, Iterable, Sequence
 
@@ -18,8 +17,10 @@ __all__ = ["print_json", "print_table", "si", "bytes_h", "sig"]
 
 
 def print_json(document: Any) -> None:
-    json.dump(document, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    """The document as strict JSON on stdout (built whole first: an error writes nothing)."""
+    from ..jsonout import dumps
+
+    sys.stdout.write(dumps(document) + "\n")
 
 
 def si(value: float, unit: str = "", digits: int = 3) -> str:

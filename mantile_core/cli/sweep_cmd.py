@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 from ..errors import InputError
 from ..limits import DEFAULT_MAX_POINTS
+from ..outputs import atomic_output, atomic_path, check_outputs, model_inputs
 from .args import bounded_int, positive_float
 from .estimate_cmd import DEFAULT_MODEL, DTYPE_HELP, ENGINE_HELP, KV_DTYPE_HELP, report_warnings
 from .render import bytes_h, print_table, sig
@@ -49,6 +50,8 @@ def register(sub) -> None:
     p.add_argument("--csv", nargs="?", const="-", default=None, metavar="FILE",
                    help="write every evaluated point as CSV (stdout when no FILE)")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="draw the frontiers (needs matplotlib)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite existing --json / --csv / --plot files (never the command's own inputs)")
     p.add_argument("--rows", type=bounded_int("rows"), default=12, help="frontier rows printed per accelerator (default 12; --json has all)")
     p.add_argument("--strict", action="store_true",
                    help="treat the warnings (lengths beyond the model's max_position_embeddings) as errors: exit 2")
@@ -88,33 +91,14 @@ def _progress(enabled: bool) -> Iterator[Any]:
             state["bar"].stop()
 
 
-def _open(target: str):
-    if target == "-":
-        return _NoClose(sys.stdout)
-    try:
-        return open(target, "w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise InputError(f"cannot write {target!r}: {exc.strerror}") from None
-
-
-class _NoClose:
-    def __init__(self, handle):
-        self.handle = handle
-
-    def __enter__(self):
-        return self.handle
-
-    def __exit__(self, *exc):
-        self.handle.flush()
-        return False
-
-
 def run(args) -> int:
     from ..model import load_model
     from ..sweep import DEFAULT_CHUNK, sweep
 
     if args.json == "-" and args.csv == "-":
         raise InputError("--json and --csv cannot both write to stdout: give one of them a FILE")
+    check_outputs({"--json": args.json, "--csv": args.csv, "--plot": args.plot}, model_inputs(args.model),
+                  force=args.force)
     model = load_model(args.model)
     if report_warnings(_length_warnings(model, args.input_len, args.output_len), args.strict):
         return 2
@@ -126,10 +110,10 @@ def run(args) -> int:
                        prompts=args.prompts, dtype=args.dtype, chunk=args.chunk or DEFAULT_CHUNK, progress=update,
                        max_points=args.max_points)
     if args.json:
-        with _open(args.json) as handle:
+        with atomic_output(args.json, flag="--json") as handle:
             result.write_json(handle)
     if args.csv:
-        with _open(args.csv) as handle:
+        with atomic_output(args.csv, flag="--csv") as handle:
             result.write_csv(handle)
     if args.plot:
         plot_frontiers(result, args.plot)
@@ -271,7 +255,11 @@ def plot_frontiers(result, path: str) -> None:
     ax.set_title(f"{result.model}: Pareto frontiers (★ best under {_slo_text(result)})")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    try:
-        fig.savefig(path, dpi=120)
-    except OSError as exc:
-        raise InputError(f"cannot write the plot {path!r}: {exc.strerror}") from None
+    with atomic_path(path, flag="--plot") as temp:
+        fig.savefig(temp, dpi=120, format=_image_format(path))
+
+
+def _image_format(path: str) -> str:
+    """matplotlib's format for the file's extension (png when it has none it knows)."""
+    suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    return suffix if suffix in ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp") else "png"

@@ -240,8 +240,15 @@ def build_layers(config: ModelConfig) -> tuple[Layer, ...]:
     if rope_type not in registries.rope_scalings:
         missing[ROPE_PLUGINS.get(rope_type) or f"rope_type {rope_type!r}"] = f"rope_type {rope_type!r}"
     else:  # bad rope parameters are a config error now, not a surprise later
-        registries.rope_scalings[rope_type].compute(config.rope_parameters, config.head_dim,
-                                                    config.max_position_embeddings)
+        try:
+            registries.rope_scalings[rope_type].compute(config.rope_parameters, config.head_dim,
+                                                        config.max_position_embeddings)
+        except MantileError:
+            raise
+        except Exception as exc:  # a rope plugin's bug on odd parameters: one line, never a traceback
+            owner = registries.owners[("rope_scalings", rope_type)]
+            raise ConfigError(f"config {config.name!r}: rope_type {rope_type!r} ({owner}) cannot use these "
+                              f"rope parameters: {type(exc).__name__}: {exc}") from None
     masks = {"sliding" if w is not None else "causal" for w in config.windows}
     have = {p.mask for p in registries.cache_policies.values()}
     for mask in sorted(masks - have):

@@ -39,10 +39,19 @@ def _factor(rope: Mapping) -> float:
     factor = rope.get("factor")
     if factor is None:
         raise ConfigError(f"rope_type {rope.get('rope_type')!r} needs a 'factor'")
-    factor = float(factor)
-    if factor <= 0:
-        raise ConfigError(f"rope 'factor' must be positive (got {factor})")
-    return factor
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor <= 0:
+        raise ConfigError(f"rope 'factor' must be positive (got {factor!r:.60})")
+    return float(factor)
+
+
+def _positive_number(rope: Mapping, key: str) -> float:
+    """A required positive finite rope parameter; ConfigError naming it otherwise."""
+    value = rope.get(key)
+    if value is None:
+        raise ConfigError(f"rope_type {rope.get('rope_type')!r} needs {key!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"rope_parameters: {key!r} must be a positive finite number (got {value!r:.60})")
+    return float(value)
 
 
 def _default(rope: Mapping, head_dim: int, max_position_embeddings: int) -> RopeResult:
@@ -56,12 +65,9 @@ def _linear(rope: Mapping, head_dim: int, max_position_embeddings: int) -> RopeR
 def _llama3(rope: Mapping, head_dim: int, max_position_embeddings: int) -> RopeResult:
     inv = base_inv_freq(rope, head_dim)
     factor = _factor(rope)
-    try:
-        low = float(rope["low_freq_factor"])
-        high = float(rope["high_freq_factor"])
-        original = float(rope["original_max_position_embeddings"])
-    except KeyError as exc:
-        raise ConfigError(f"rope_type 'llama3' needs {exc.args[0]!r}") from None
+    low = _positive_number(rope, "low_freq_factor")
+    high = _positive_number(rope, "high_freq_factor")
+    original = _positive_number(rope, "original_max_position_embeddings")
     if high <= low:
         raise ConfigError(f"llama3 rope needs high_freq_factor > low_freq_factor (got {high} and {low})")
     wavelen = 2 * math.pi / inv

@@ -117,6 +117,50 @@ def test_mixed_step_reads_weights_once():
     assert mixed_layer_seconds(decode, step, prefill, step, TOY) < layer_seconds(decode, step, TOY) + layer_seconds(prefill, step, TOY)
 
 
+def test_mixed_step_of_k_prompts_hides_prompt_compute_once():
+    """k prompts in one step: their compute and traffic k times, weights and the small-M term
+    once; hand arithmetic on the toy chip (bf16 1e15 FLOP/s at 0.5, HBM 1e12 B/s at 0.8)."""
+    decode = LayerCost(weight_bytes=1e9, kv_read_bytes=3e9, kernels=2, gemm_dtype="bf16")  # memory-bound: 5 ms
+    prefill = LayerCost(flops=1e12, matmul_flops=1e12, weight_bytes=1e9, activation_bytes=1e6, kernels=2,
+                        gemm_dtype="bf16")
+    step = Step(batch=1, new_tokens=1, cached=0, tp=1)
+    tile = 2 * 16.0 * (1e9 * 8 / 16) / 0.5e15  # the prompt's small-M term (weight elements 5e8)
+    compute_one = 1e12 / 0.5e15 + tile  # 2.032 ms
+    for k in (1, 2, 3.5, 8):
+        compute = k * 1e12 / 0.5e15 + tile
+        memory = (1e9 + 3e9 + k * 1e6) / 0.8e12
+        expected = max(compute, memory) + 2 * 2e-6
+        assert mixed_layer_seconds(decode, step, prefill, step, TOY, k) == pytest.approx(expected)
+    # one prompt hides entirely behind the decode's memory time; three do not: X(k) > k·X(1)
+    d = layer_seconds(decode, step, TOY)
+    x = {k: mixed_layer_seconds(decode, step, prefill, step, TOY, k) - d for k in (1, 3)}
+    assert compute_one < 5e-3 and x[1] == pytest.approx(1e6 / 0.8e12)
+    assert x[3] > 3 * x[1]
+
+
+def test_tpot_does_not_fall_as_the_context_grows_issue_15():
+    """The issue's deployment: qwen2.5-7b on b200, tp 2, batch 256, 32768-token prompts; with
+    128 output tokens TPOT fell from 464 ms at context 29,156 to 392 ms at 93,407, because an
+    overloaded model let every decode step carry more prompts than the step's budget holds."""
+    model = mantile_core.load_model("qwen2.5-7b")
+    tpot = [float(mantile_core.estimate(model, "b200", tp=2, batch=256, input_len=32768, output_len=128,
+                                        context=c).serving.tpot_s) for c in (1000, 29156, 50000, 93407)]
+    assert tpot == sorted(tpot)
+    # a step holds at most the budget's prompts: TPOT at most the decode step plus one full mixed step
+    e = mantile_core.estimate(model, "b200", tp=2, batch=256, input_len=32768, output_len=128, context=29156)
+    assert float(e.serving.tpot_s) <= float(e.decode.seconds_total) + float(e.request_prefill.seconds_total) + 2e-3
+
+
+def test_ttft_does_not_fall_as_the_prompt_grows_on_a_prompt_only_engine():
+    """ATOM runs prompt-only steps: a step of k prompts reads the weights once, so k short
+    prompts cost far less than k times one prompt's step (the old Δ = P made TTFT fall as the
+    prompts grew: gpt-oss-120b-like counts of 16 -> 23 tokens)."""
+    model = mantile_core.load_model("llama-3.2-1b")
+    ttft = [float(mantile_core.estimate(model, "mi355x", tp=4, batch=256, input_len=i, output_len=1024,
+                                        engine="atom", prompts=2560).serving.ttft_s) for i in (16, 64, 128, 256, 1024)]
+    assert ttft == sorted(ttft)
+
+
 def test_timing_is_elementwise():
     tokens = numpy.array([1, 8, 512, 8192])
     tp = numpy.array([1, 2, 4, 8])

@@ -346,7 +346,9 @@ def parse_config(data: Mapping[str, Any], name: str = "model") -> ModelConfig:
         raise ConfigError(f"{where} must be a JSON object, not {type(data).__name__}")
     if "text_config" in data and "hidden_size" not in data:
         text = checks.get_mapping(data, "text_config", where)
-        data = {**text, "quantization_config": data.get("quantization_config")}
+        # the wrapper's quantization_config, else the text model's own (Kimi-K2.5 keeps its
+        # int4 compressed-tensors config inside text_config): never silently dropped
+        data = {**text, "quantization_config": data.get("quantization_config") or text.get("quantization_config")}
     model_type = checks.get_str(data, "model_type", where)
     hidden = checks.get_int(data, "hidden_size", where)
     layers = checks.get_int(data, "num_hidden_layers", where, maximum=checks.MAX_LAYERS)

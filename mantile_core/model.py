@@ -175,7 +175,9 @@ def read_model_config(data: dict, name: str = "model") -> ModelConfig:
     model_type = checks.get_str(data, "model_type", where)
     if model_type not in supported and data.get("text_config") is not None:
         text = checks.get_mapping(data, "text_config", where)
-        data = {**text, "quantization_config": data.get("quantization_config")}
+        # the wrapper's quantization_config, else the text model's own (Kimi-K2.5 keeps its
+        # int4 compressed-tensors config inside text_config): never silently dropped
+        data = {**text, "quantization_config": data.get("quantization_config") or text.get("quantization_config")}
         model_type = checks.get_str(data, "model_type", where + " text_config")
     if model_type not in supported:
         raise _unsupported(model_type, where, supported, data, registries)

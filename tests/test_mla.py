@@ -335,3 +335,14 @@ def test_attention_dp_with_expert_parallelism():
     assert row["weight_bytes_per_device"] == router + expert + 32 * expert  # + the shared expert, fp8
     row = next(r for r in doc["layers"] if r["kind"] == "attention")
     assert row["weight_bytes_per_device"] == attn.weight_bytes()
+
+
+def test_wrapper_keeps_the_text_models_quantization(capsys):
+    """Kimi-K2.5 (kimi_k25 wrapping a kimi_k2 text model) quantizes its experts inside
+    text_config (compressed-tensors int4): refused in one line, never costed as bf16."""
+    path = Path(__file__).parent / "data" / "hf_collection" / "moonshotai--Kimi-K2.5_config.json"
+    if not path.is_file():
+        pytest.skip("the published config collection is not in this checkout")
+    assert main(["layers", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "compressed-tensors" in err and "\n" not in err

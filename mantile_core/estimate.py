@@ -389,7 +389,8 @@ def estimate(
     each group runs attention and dense layers for ⌈batch/dp⌉ sequences, the MoE layers spread
     their experts over all tp·dp GPUs (``ep`` divides tp·dp; ``ep`` = tp·dp is wide expert
     parallelism) with an all-to-all dispatch and combine per MoE layer. Per-device figures are
-    the busiest group's devices'; throughput per GPU counts every group."""
+    the busiest group's devices'; throughput per GPU counts the sequences there are (groups
+    left idle when batch < dp add GPUs and no tokens)."""
     if not hasattr(model, "unique_layers"):
         model = load_model(model)
     hw = get_hardware(hardware)
@@ -404,8 +405,6 @@ def estimate(
     given_context = context
     context = input_len + output_len // 2 if context is None else check_int("context", context)
     check_parallelism(model, tp, ep, dp)
-    if dp > batch:
-        raise InputError(f"'batch' must be at least dp={dp}: every attention-DP group needs a sequence (got {batch})")
     group = -(-batch // dp)
     try:
         phases, serving = evaluate(model, settings, tp=tp, ep=ep, batch=group, input_len=input_len,

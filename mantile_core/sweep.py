@@ -1,14 +1,15 @@
 """``sweep``: every deployment of one model over a grid, vectorised with numpy.
 
-The grid is the Cartesian product hardware × KV policy × (tp, ep) × batch × input_len ×
-output_len. Hardware and KV policies (a handful) are looped over in Python, each resolved by
-:func:`~mantile_core.estimate.resolve_settings`, and each (tp, ep) pair is checked once with
-:func:`~mantile_core.estimate.check_parallelism` (pairs the model cannot be split by are
+The grid is the Cartesian product hardware × KV policy × (tp, ep, dp) × batch × input_len ×
+output_len (dp: attention data-parallel groups, see :func:`~mantile_core.estimate.estimate`).
+Hardware and KV policies (a handful) are looped over in Python, each resolved by
+:func:`~mantile_core.estimate.resolve_settings`, and each (tp, ep, dp) is checked once with
+:func:`~mantile_core.estimate.check_parallelism` (those the model cannot be split by are
 dropped and reported). Everything else is evaluated as numpy arrays by the very functions
 :func:`~mantile_core.estimate.estimate` calls (``evaluate``, ``memory_figures``), so a sweep
 point equals the estimate of that deployment.
 
-The axes go in as 4-d arrays along their own dimension — (tp, ep) pair, batch, input_len,
+The axes go in as 4-d arrays along their own dimension — (tp, ep, dp) triple, batch, input_len,
 output_len — and the cost functions broadcast: one request's prefill depends on (tp, ep,
 input_len) only and is costed once per such combination, weights per (tp, ep) pair, and only
 what truly depends on every axis (KV traffic, serving times) is computed at every point. The
@@ -53,6 +54,7 @@ WAVE_POINTS_PER_POINT = 10
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("tp", "i8"),
     ("ep", "i8"),
+    ("dp", "i8"),
     ("devices", "i8"),
     ("batch", "i8"),
     ("input_len", "i8"),
@@ -161,7 +163,7 @@ class SweepResult:
     table: numpy.ndarray
     hardware: tuple[str, ...]
     kv_policies: dict[str, dict[str, str]]
-    parallelism: tuple[tuple[int, int], ...]
+    parallelism: tuple[tuple[int, int, int], ...]
     batch: tuple[int, ...]
     input_len: tuple[int, ...]
     output_len: tuple[int, ...]
@@ -213,8 +215,8 @@ class SweepResult:
             "model": self.model,
             "hardware": list(self.hardware),
             "kv_policy": self.kv_policies,
-            "parallelism": [{"tp": tp, "ep": ep} for tp, ep in self.parallelism],
-            "dropped": [{"tp": tp, "ep": ep, "reason": why} for tp, ep, why in self.dropped],
+            "parallelism": [{"tp": tp, "ep": ep, "dp": dp} for tp, ep, dp in self.parallelism],
+            "dropped": [{"tp": tp, "ep": ep, "dp": dp, "reason": why} for tp, ep, dp, why in self.dropped],
             "batch": list(self.batch),
             "input_len": list(self.input_len),
             "output_len": list(self.output_len),
@@ -316,19 +318,18 @@ def _label(settings: Settings) -> str:
     return "+".join(settings.policies[mask].name for mask in sorted(settings.policies)) or "none"
 
 
-def _valid_parallelism(model: Model, tps, eps):
+def _valid_parallelism(model: Model, tps, eps, dps=(1,)):
     valid, dropped = [], []
-    for tp in tps:
-        for ep in eps:
-            try:
-                check_parallelism(model, tp, ep)
-            except ParallelismError as exc:
-                dropped.append((tp, ep, str(exc)))
-            else:
-                valid.append((tp, ep))
+    for tp, ep, dp in itertools.product(tps, eps, dps):
+        try:
+            check_parallelism(model, tp, ep, dp)
+        except ParallelismError as exc:
+            dropped.append((tp, ep, dp, str(exc)))
+        else:
+            valid.append((tp, ep, dp))
     if not valid:
-        reasons = "; ".join(f"tp {tp} ep {ep}: {why}" for tp, ep, why in dropped)
-        raise ParallelismError(f"no (tp, ep) pair of the sweep can split {model.name}: {reasons}")
+        reasons = "; ".join(f"tp {tp} ep {ep} dp {dp}: {why}" for tp, ep, dp, why in dropped)
+        raise ParallelismError(f"no (tp, ep, dp) of the sweep can split {model.name}: {reasons}")
     return valid, dropped
 
 
@@ -348,21 +349,26 @@ def _boxes(shape: tuple[int, ...], limit: int) -> Iterator[tuple[int, tuple[slic
             yield start, (*(slice(k, k + 1) for k in outer), slice(lo, hi), *(slice(None),) * (len(shape) - d - 1))
 
 
-def _evaluate(out: numpy.ndarray, model: Model, settings: Settings, tp, ep, batch, input_len, output_len,
+def _evaluate(out: numpy.ndarray, model: Model, settings: Settings, tp, ep, dp, batch, input_len, output_len,
               prompts, max_tpot_ms, max_ttft_ms) -> None:
-    """Fill ``out`` (a box of the table, shaped (tp·ep pairs, batch, input_len, output_len))
-    for axes given as int64 arrays that broadcast to that shape."""
+    """Fill ``out`` (a box of the table, shaped ((tp, ep, dp) triples, batch, input_len,
+    output_len)) for axes given as int64 arrays that broadcast to that shape. With dp > 1 the
+    steps are those of the busiest attention-DP group (⌈batch/dp⌉ sequences), as in
+    :func:`~mantile_core.estimate.estimate`."""
     context = input_len + output_len // 2  # estimate's default decode context
-    phases, serving = evaluate(model, settings, tp=tp, ep=ep, batch=batch, input_len=input_len,
-                               output_len=output_len, context=context, prompts=prompts, batch_prefill=False)
-    memory = memory_figures(model, settings.hardware, phases, batch)
-    out["tp"], out["ep"], out["devices"], out["batch"] = tp, ep, tp, batch
+    group = -(-batch // dp)
+    phases, serving = evaluate(model, settings, tp=tp, ep=ep, batch=group, input_len=input_len,
+                               output_len=output_len, context=context, prompts=prompts, batch_prefill=False, dp=dp)
+    memory = memory_figures(model, settings.hardware, phases, group)
+    memory["max_batch"] = numpy.where(memory["max_batch"] >= 0, memory["max_batch"] * dp, memory["max_batch"])
+    share = batch / (group * dp)  # idle or uneven groups: per-GPU rates count real sequences
+    out["tp"], out["ep"], out["dp"], out["devices"], out["batch"] = tp, ep, dp, tp * dp, batch
     out["input_len"], out["output_len"], out["context"] = input_len, output_len, context
     out["ttft_ms"] = ttft_ms = serving.ttft_s * 1e3
     out["tpot_ms"] = tpot_ms = serving.tpot_s * 1e3
     out["e2e_latency_ms"] = serving.e2e_s * 1e3
-    out["throughput_tok_s_per_gpu"] = serving.throughput_tok_s_per_gpu
-    out["output_tok_s_per_gpu"] = serving.output_tok_s_per_gpu
+    out["throughput_tok_s_per_gpu"] = serving.throughput_tok_s_per_gpu * share
+    out["output_tok_s_per_gpu"] = serving.output_tok_s_per_gpu * share
     out["tok_s_per_user"] = 1.0 / serving.tpot_s
     out["request_prefill_ms"] = phases.request_prefill.seconds_total * 1e3
     out["decode_ms"] = phases.decode.seconds_total * 1e3
@@ -411,16 +417,17 @@ def _check_int64(model: Model, settings: Settings, valid, batch: int, input_len:
     an exact figure of INT64_HEADROOM or more, costed in Python ints first: the sweep's int64
     arrays would otherwise wrap silently. Every figure grows with batch and lengths."""
     context = input_len + output_len // 2
-    for tp, ep in valid:
-        phases, _ = evaluate(model, settings, tp=int(tp), ep=int(ep), batch=batch, input_len=input_len,
-                             output_len=output_len, context=context, batch_prefill=False)
-        figures = [memory_figures(model, settings.hardware, phases, batch)]
+    for tp, ep, dp in valid:
+        group = -(-batch // dp)
+        phases, _ = evaluate(model, settings, tp=int(tp), ep=int(ep), batch=group, input_len=input_len,
+                             output_len=output_len, context=context, batch_prefill=False, dp=int(dp))
+        figures = [memory_figures(model, settings.hardware, phases, group)]
         for phase in (phases.request_prefill, phases.decode, phases.final):
             figures += [attrs.asdict(cost) for cost in (*phase.costs, phase.total)]
         largest = max((abs(v) for f in figures for v in _exact_ints(f)), default=0)
         if largest >= INT64_HEADROOM:
             raise InputError(
-                f"the sweep's largest point (tp {tp}, ep {ep}, batch {batch:,}, input {input_len:,}, output "
+                f"the sweep's largest point (tp {tp}, ep {ep}, dp {dp}, batch {batch:,}, input {input_len:,}, output "
                 f"{output_len:,}) on {settings.hardware.name} has a figure of {largest:.3e}, beyond the 64-bit "
                 "integers a sweep computes in: lower the largest batch or lengths (estimate computes it exactly)")
 
@@ -431,6 +438,7 @@ def sweep(
     *,
     tp: Any = (1, 2, 4, 8),
     ep: Any = (1,),
+    dp: Any = (1,),
     batch: Any = "1:1024",
     input_len: Any = (1024,),
     output_len: Any = (1024,),
@@ -464,12 +472,12 @@ def sweep(
     if not hw_names:
         raise InputError("'hardware' must name at least one accelerator (see mantile hardware)")
     limit = _max_points(max_points)
-    tps, eps = parse_values("tp", tp, limit), parse_values("ep", ep, limit)
+    tps, eps, dps = parse_values("tp", tp, limit), parse_values("ep", ep, limit), parse_values("dp", dp, limit)
     batches = parse_values("batch", batch, limit)
     inputs, outputs = parse_values("input_len", input_len, limit), parse_values("output_len", output_len, limit)
-    nominal = len(hw_names) * len(tps) * len(eps) * len(batches) * len(inputs) * len(outputs)
+    nominal = len(hw_names) * len(tps) * len(eps) * len(dps) * len(batches) * len(inputs) * len(outputs)
     if nominal > limit:
-        raise InputError(f"the grid has {nominal:,} points (hardware × tp × ep × batch × input × output), more than the "
+        raise InputError(f"the grid has {nominal:,} points (hardware × tp × ep × dp × batch × input × output), more than the "
                          f"{limit:,} a sweep evaluates: narrow an axis, or raise --max-points / MANTILE_MAX_POINTS")
     chunk = check_int("chunk", chunk)
     if prompts is not None:
@@ -486,7 +494,7 @@ def sweep(
             if _label(settings) not in seen:
                 seen.add(_label(settings))
                 blocks.append(settings)
-    valid, dropped = _valid_parallelism(model, tps, eps)
+    valid, dropped = _valid_parallelism(model, tps, eps, dps)
     total = len(valid) * len(batches) * len(inputs) * len(outputs) * len(blocks)
     if total > limit:
         raise InputError(f"the grid has {total:,} points, more than the {limit:,} a sweep evaluates: "
@@ -507,8 +515,8 @@ def sweep(
     # each axis as a 4-d array along its own dimension: the cost functions broadcast, so a
     # quantity that depends on fewer axes (one request's prefill: tp, ep, input_len) is
     # computed once per combination of those axes only
-    te = numpy.array(valid, dtype=numpy.int64).reshape(-1, 2)
-    grid = (te[:, 0].reshape(-1, 1, 1, 1), te[:, 1].reshape(-1, 1, 1, 1),
+    te = numpy.array(valid, dtype=numpy.int64).reshape(-1, 3)
+    grid = (te[:, 0].reshape(-1, 1, 1, 1), te[:, 1].reshape(-1, 1, 1, 1), te[:, 2].reshape(-1, 1, 1, 1),
             numpy.array(batches, dtype=numpy.int64).reshape(1, -1, 1, 1),
             numpy.array(inputs, dtype=numpy.int64).reshape(1, 1, -1, 1),
             numpy.array(outputs, dtype=numpy.int64).reshape(1, 1, 1, -1))
@@ -521,12 +529,12 @@ def sweep(
         block["hardware"], block["kv_policy"], block["kv_dtype"] = settings.hardware.name, _label(settings), settings.kv_dtype.name
         block["dtype"] = settings.act_dtype.name
         for start, box in _boxes(shape, chunk):
-            tp_, ep_, batch_, in_, out_ = (grid[0][box[0]], grid[1][box[0]], grid[2][:, box[1]],
-                                           grid[3][:, :, box[2]], grid[4][:, :, :, box[3]])
+            tp_, ep_, dp_, batch_, in_, out_ = (grid[0][box[0]], grid[1][box[0]], grid[2][box[0]], grid[3][:, box[1]],
+                                                grid[4][:, :, box[2]], grid[5][:, :, :, box[3]])
             box_shape = (tp_.shape[0], batch_.shape[1], in_.shape[2], out_.shape[3])
             stop = start + math.prod(box_shape)
-            _evaluate(block[start:stop].reshape(box_shape), block_model, settings, tp_, ep_, batch_, in_, out_, prompts,
-                      max_tpot_ms, max_ttft_ms)
+            _evaluate(block[start:stop].reshape(box_shape), block_model, settings, tp_, ep_, dp_, batch_, in_, out_,
+                      prompts, max_tpot_ms, max_ttft_ms)
             if progress is not None:
                 progress(n * per_block + stop, total)
     _check_finite(table)
@@ -538,7 +546,7 @@ def sweep(
         table=table,
         hardware=tuple(dict.fromkeys(b.hardware.name for b in blocks)),
         kv_policies=kv_policies,
-        parallelism=tuple((int(a), int(b)) for a, b in valid),
+        parallelism=tuple((int(a), int(b), int(c)) for a, b, c in valid),
         batch=batches,
         input_len=inputs,
         output_len=outputs,

@@ -11,7 +11,7 @@ import pytest
 import mantile_core
 from mantile_core.cli import main
 from mantile_core.dtypes import get_dtype
-from mantile_core.errors import InputError, ParallelismError
+from mantile_core.errors import ParallelismError
 from mantile_core.hardware import get_hardware
 from mantile_core.layers.mlp import MoE
 from mantile_core.timing import alltoall_seconds
@@ -95,9 +95,27 @@ def test_uneven_groups_count_only_real_sequences():
     assert odd["throughput_tok_s_per_gpu"] == pytest.approx(0.75 * even["throughput_tok_s_per_gpu"])
 
 
-def test_batch_below_dp_is_refused():
-    with pytest.raises(InputError, match=r"'batch' must be at least dp=4"):
-        mantile_core.estimate("llama-3.2-1b", "h100", dp=4, batch=2)
+def test_idle_groups_add_gpus_and_no_tokens():
+    one = mantile_core.estimate("llama-3.2-1b", "h100", batch=1, input_len=64, output_len=16).to_dict()
+    idle = mantile_core.estimate("llama-3.2-1b", "h100", dp=4, batch=2, input_len=64, output_len=16).to_dict()
+    # each busy group runs one sequence like the single GPU; 2 of 4 GPUs busy
+    assert idle["tpot_ms"] == pytest.approx(one["tpot_ms"])
+    assert idle["throughput_tok_s_per_gpu"] == pytest.approx(one["throughput_tok_s_per_gpu"] / 2)
+
+
+def test_sweep_with_dp_equals_estimate():
+    result = mantile_core.sweep("mixtral-8x7b", "h100", tp=(1, 2), ep=(1, 2, 4), dp=(1, 2), batch=(3, 16),
+                                input_len=(256,), output_len=(64,))
+    assert {p[2] for p in result.parallelism} == {1, 2}
+    for row in result.table:
+        tp, ep, dp, batch = int(row["tp"]), int(row["ep"]), int(row["dp"]), int(row["batch"])
+        doc = mantile_core.estimate("mixtral-8x7b", "h100", tp=tp, ep=ep, dp=dp, batch=batch, input_len=256,
+                                    output_len=64).to_dict()
+        assert row["devices"] == tp * dp == doc["devices"]
+        for key in ("tpot_ms", "ttft_ms", "throughput_tok_s_per_gpu"):
+            assert row[key] == pytest.approx(doc[key], rel=1e-9), (tp, ep, dp, batch, key)
+        assert row["max_batch"] == doc["memory"]["max_batch"]
+        assert row["kv_cache_bytes"] == doc["memory"]["kv_cache_bytes"]
 
 
 def test_cli_dp(capsys):

@@ -113,7 +113,7 @@ def test_grid_size_and_dropped_pairs():
                                 input_len="128,256", output_len="64")
     assert len(result.parallelism) == 10
     assert len(result.dropped) == 5 * 4 - 10
-    assert {(tp, ep) for tp, ep, _ in result.dropped if tp == 3} == {(3, 1), (3, 2), (3, 4), (3, 8)}
+    assert {(tp, ep, dp) for tp, ep, dp, _ in result.dropped if tp == 3} == {(3, 1, 1), (3, 2, 1), (3, 4, 1), (3, 8, 1)}
     assert len(result) == 2 * 10 * 5 * 2 * 1
     assert set(numpy.unique(result["hardware"])) == {"h200", "b200"}
     # every combination appears exactly once
@@ -229,7 +229,7 @@ def test_cli_json_to_stdout(capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["--hardware", "h999"], "unknown hardware 'h999'"),
-    (["--tp", "3"], "no (tp, ep) pair"),
+    (["--tp", "3"], "no (tp, ep, dp) of the sweep"),
     (["--batch", "0:4"], "'batch'"),
     (["--kv-policy", "nope"], "unknown --kv-policy 'nope'"),
     (["--json", "--csv"], "cannot both write to stdout"),

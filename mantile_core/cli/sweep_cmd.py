@@ -33,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--hardware", default=DEFAULT_HARDWARE, help=f"comma list of accelerators (default {DEFAULT_HARDWARE})")
     p.add_argument("--tp", default="1,2,4,8", help="tensor-parallel degrees (default 1,2,4,8)")
     p.add_argument("--ep", default="1", help="expert-parallel degrees; pairs with tp that the model cannot split are dropped (default 1)")
+    p.add_argument("--dp", default="1", help="attention data-parallel degrees (dp groups of tp GPUs; --ep then divides "
+                                             "tp*dp), default 1")
     p.add_argument("--batch", default="1:1024", help="concurrent sequences (default 1:1024, every integer)")
     p.add_argument("--input-len", default="1024", help="prompt tokens (default 1024)")
     p.add_argument("--output-len", default="1024", help="generated tokens (default 1024)")
@@ -104,7 +106,7 @@ def run(args) -> int:
         return 2
     show = sys.stderr.isatty()
     with _progress(show) as update:
-        result = sweep(model, args.hardware, tp=args.tp, ep=args.ep, batch=args.batch, input_len=args.input_len,
+        result = sweep(model, args.hardware, tp=args.tp, ep=args.ep, dp=args.dp, batch=args.batch, input_len=args.input_len,
                        output_len=args.output_len, max_tpot_ms=args.max_tpot_ms, max_ttft_ms=args.max_ttft_ms,
                        kv_policy=args.kv_policy, kv_block=args.kv_block, kv_dtype=args.kv_dtype, engine=args.engine,
                        prompts=args.prompts, dtype=args.dtype, chunk=args.chunk or DEFAULT_CHUNK, progress=update,
@@ -138,7 +140,7 @@ def _grid_line(result) -> str:
     axes = [f"{len(result.hardware)} hardware"]
     if len(result.kv_policies) > 1:
         axes.append(f"{len(result.kv_policies)} KV policies")
-    axes += [f"{len(result.parallelism)} (tp, ep)", f"{len(result.batch)} batch",
+    axes += [f"{len(result.parallelism)} (tp, ep, dp)", f"{len(result.batch)} batch",
              f"{len(result.input_len)} input_len", f"{len(result.output_len)} output_len"]
     rate = len(result) / result.elapsed_s if result.elapsed_s > 0 else float("inf")
     how = f", engine {result.engine}" if result.engine is not None else ""
@@ -164,14 +166,14 @@ def _slo_text(result) -> str:
 def _row_cells(row: dict, with_policy: bool) -> list[str]:
     cells = [sig(row["tok_s_per_user"]), sig(row["throughput_tok_s_per_gpu"]),
              sig(row["output_tok_s_per_gpu"]), sig(row["tpot_ms"]), sig(row["ttft_ms"]),
-              str(row["tp"]), str(row["ep"]), str(row["batch"]), str(row["input_len"]), str(row["output_len"])]
+              str(row["tp"]), str(row["ep"]), str(row["dp"]), str(row["batch"]), str(row["input_len"]), str(row["output_len"])]
     if with_policy:
         cells.append(f"{row['kv_policy']} {row['kv_dtype']}")
     cells.append(f"{bytes_h(row['total_bytes'])} / {bytes_h(row['capacity_bytes'])}")
     return cells
 
 
-HEADERS = ["tok/s/user", "tok/s/GPU", "out tok/s/GPU", "TPOT ms", "TTFT ms", "tp", "ep", "batch", "in", "out"]
+HEADERS = ["tok/s/user", "tok/s/GPU", "out tok/s/GPU", "TPOT ms", "TTFT ms", "tp", "ep", "dp", "batch", "in", "out"]
 
 
 def _thin(indices, rows: int):
@@ -197,8 +199,8 @@ def print_report(result, rows: int) -> None:
         print(f"{fits:,} fit in memory (no SLO given: --max-tpot-ms, --max-ttft-ms)")
     else:
         print(f"{fits:,} fit in memory; {slo:,} fit and meet {_slo_text(result)}")
-    for tp, ep, why in result.dropped:
-        print(f"dropped tp {tp} ep {ep}: {why}")
+    for tp, ep, dp, why in result.dropped:
+        print(f"dropped tp {tp} ep {ep}" + (f" dp {dp}" if dp > 1 else "") + f": {why}")
     headers = HEADERS + (["KV cache"] if with_policy else []) + ["memory / capacity"]
     for hw in result.hardware:
         front = result.frontier(hw)

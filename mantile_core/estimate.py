@@ -20,7 +20,7 @@ from .hardware import HardwareSpec, get_hardware
 from .model import Model, load_model
 from .plugins import get_plugin_manager
 from .plausibility import length_warnings, memory_warning
-from .precision import Precision, served_model, served_precision
+from .precision import Precision, precision_warnings, served_model, served_precision
 from .serving import ServingTimes, phase_serving
 from .timing import layer_seconds
 from .workload import COST_FIELDS, LayerCost, Step, maximum
@@ -204,7 +204,7 @@ def resolve_settings(model: Model, hardware: HardwareSpec | str, *, engine: str 
         kv_block = profile.kv_block if kv_block is None else kv_block
     kv_block = check_int("kv_block", 16 if kv_block is None else kv_block)
     policies = select_policies(get_plugin_manager().registries.cache_policies, model.masks, kv_policy)
-    precision = served_precision(model.config.dtype, model.config.model_type, hw, dtype)
+    precision = served_precision(model.config.dtype, model.config.model_type, dtype)
     act = precision.dtype
     kv = get_dtype(kv_dtype) if kv_dtype else act
     return Settings(hw, profile, policies, act, kv, kv_block, precision)
@@ -424,5 +424,6 @@ def estimate(
     # a config without max_position_embeddings (Mamba: no positions) sets no length limit
     limit = model.config.max_position_embeddings if model.config.get("max_position_embeddings") else None
     warnings = length_warnings(model.name, limit, input_len, output_len, None if given_context is None else int(context))
+    warnings += precision_warnings(settings.precision, model.config.model_type)
     fit = memory_warning(settings.hardware.name, result.memory)
     return attrs.evolve(result, warnings=tuple(warnings + ([fit] if fit else [])))

@@ -7,7 +7,8 @@ CLI prints them on stderr, ``--strict`` makes them errors (exit status 2).
 - a decode ``context`` beyond max_position_embeddings, or beyond input_len + output_len (no
   request of the deployment ever holds that many tokens);
 - a deployment whose memory per device exceeds the accelerator's HBM: its times are those of
-  a machine that would hold it.
+  a machine that would hold it;
+- a given dtype an engine would refuse (:func:`mantile_core.precision.precision_warnings`).
 """
 
 from __future__ import annotations

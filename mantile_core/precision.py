@@ -6,10 +6,11 @@ otherwise, as vLLM's ``kv_cache_dtype="auto"`` does).
 ``_resolve_auto_dtype``):
 
 - the platform's supported dtypes, in order of preference: bf16, fp16, fp32 where the
-  accelerator has bf16 (NVIDIA compute capability 8.0 and later, AMD Instinct); fp16, fp32
-  on older GPUs (here: a hardware spec without a ``bf16`` peak). fp16 is struck for the
-  model types vLLM finds numerically unstable in it (``FLOAT16_UNSTABLE``);
-- a float32 checkpoint is downcast to the first of them (bf16 on every bundled accelerator);
+  accelerator has bf16 (NVIDIA compute capability 8.0 and later, AMD Instinct MI200 and
+  later: every accelerator Mantile knows, whose timing model needs a bf16 peak); fp16, fp32
+  on older GPUs (V100, T4: ``has_bf16=False``). fp16 is struck for the model types vLLM
+  finds numerically unstable in it (``FLOAT16_UNSTABLE``);
+- a float32 checkpoint is downcast to the first of them (bf16 on every known accelerator);
 - a bf16 or fp16 checkpoint is kept where supported, else the first supported dtype
   replaces it.
 
@@ -30,7 +31,7 @@ import attrs
 from .dtypes import DType, get_dtype
 from .errors import InputError
 
-__all__ = ["Precision", "served_precision", "served_model", "FLOAT16_UNSTABLE", "SERVED_DTYPES"]
+__all__ = ["Precision", "served_precision", "served_model", "precision_warnings", "FLOAT16_UNSTABLE", "SERVED_DTYPES"]
 
 FLOAT16_UNSTABLE = frozenset({"gemma2", "gemma3", "gemma3_text", "plamo2", "glm4"})
 """model_types vLLM never serves in float16 (``_FLOAT16_NOT_SUPPORTED_MODELS``)."""
@@ -57,17 +58,18 @@ class Precision:
         return f"{self.dtype.name} (checkpoint {self.checkpoint.name}, served as vLLM dtype=auto)"
 
 
-def _supported(model_type: str, hardware) -> list[str]:
-    names = ["bf16", "fp16", "fp32"] if hardware is None or "bf16" in hardware.peak_flops else ["fp16", "fp32"]
+def _supported(model_type: str, has_bf16: bool) -> list[str]:
+    names = ["bf16", "fp16", "fp32"] if has_bf16 else ["fp16", "fp32"]
     if model_type in FLOAT16_UNSTABLE:
         names.remove("fp16")
     return names
 
 
-def served_precision(checkpoint: DType, model_type: str, hardware=None, dtype: str | None = None) -> Precision:
-    """The served precision of a checkpoint stored in ``checkpoint`` on ``hardware`` (a
-    HardwareSpec; None: an accelerator with bf16) for ``dtype`` None / "auto" (vLLM's rule,
-    module docstring) or an explicit bf16 / fp16 / fp32; InputError for anything else."""
+def served_precision(checkpoint: DType, model_type: str, dtype: str | None = None, *,
+                     has_bf16: bool = True) -> Precision:
+    """The served precision of a checkpoint stored in ``checkpoint`` for ``dtype`` None /
+    "auto" (vLLM's rule, module docstring; ``has_bf16`` False: an accelerator without bf16)
+    or an explicit bf16 / fp16 / fp32; InputError for anything else."""
     if dtype is not None and str(dtype).lower() != "auto":
         try:
             given = get_dtype(dtype)
@@ -78,7 +80,7 @@ def served_precision(checkpoint: DType, model_type: str, hardware=None, dtype: s
                              "weights and the activations; quantized weights keep the checkpoint's format and the "
                              "KV cache has --kv-dtype")
         return Precision(given, checkpoint, "given")
-    supported = _supported(model_type, hardware)
+    supported = _supported(model_type, has_bf16)
     if checkpoint.name == "fp32":
         served = supported[0]
     elif checkpoint.name in supported:
@@ -86,6 +88,14 @@ def served_precision(checkpoint: DType, model_type: str, hardware=None, dtype: s
     else:
         served = supported[0]
     return Precision(get_dtype(served), checkpoint, "auto")
+
+
+def precision_warnings(precision: Precision, model_type: str) -> list[str]:
+    """The sentence for a given dtype vLLM refuses: fp16 for a model type in FLOAT16_UNSTABLE."""
+    if precision.rule == "given" and precision.dtype.name == "fp16" and model_type in FLOAT16_UNSTABLE:
+        return [f"dtype fp16 for model_type {model_type!r}: vLLM refuses it (numerically unstable in float16); "
+                "bf16 or fp32 is what it serves"]
+    return []
 
 
 def served_model(model, dtype: DType):

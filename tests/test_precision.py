@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import attrs
 import pytest
 
 import mantile_core
 from mantile_core.dtypes import get_dtype
 from mantile_core.errors import InputError
-from mantile_core.precision import served_precision
+from mantile_core.precision import precision_warnings, served_precision
 
 PARAMS = 1_235_814_400
 KV_PER_TOKEN_ELEMENTS = 2 * 16 * 8 * 64
@@ -79,18 +78,24 @@ def test_sweep_serves_the_same_precision(fp32_config):
     ("fp16", "gemma2", True, "bf16"),    # fp16 struck for gemma2
 ])
 def test_vllm_auto_rule(checkpoint, model_type, has_bf16, served):
-    hw = mantile_core.get_hardware("h100")
-    if not has_bf16:
-        hw = attrs.evolve(hw, peak_flops={k: v for k, v in hw.peak_flops.items() if k != "bf16"})
-    precision = served_precision(get_dtype(checkpoint), model_type, hw, None)
+    precision = served_precision(get_dtype(checkpoint), model_type, None, has_bf16=has_bf16)
     assert precision.dtype.name == served and precision.rule == "auto"
-    assert served_precision(get_dtype(checkpoint), model_type, hw, "auto") == precision
+    assert served_precision(get_dtype(checkpoint), model_type, "auto", has_bf16=has_bf16) == precision
 
 
 def test_describe():
     assert served_precision(get_dtype("fp32"), "llama").describe() == \
         "bf16 (checkpoint fp32, served as vLLM dtype=auto)"
-    assert served_precision(get_dtype("fp32"), "llama", None, "fp32").describe() == "fp32 (--dtype; checkpoint fp32)"
+    assert served_precision(get_dtype("fp32"), "llama", "fp32").describe() == "fp32 (--dtype; checkpoint fp32)"
+
+
+def test_fp16_for_an_unstable_model_type_warns():
+    given = served_precision(get_dtype("fp32"), "gemma2", "fp16")
+    assert precision_warnings(given, "gemma2") == [
+        "dtype fp16 for model_type 'gemma2': vLLM refuses it (numerically unstable in float16); bf16 or fp32 is what "
+        "it serves"]
+    assert precision_warnings(served_precision(get_dtype("fp32"), "llama", "fp16"), "llama") == []
+    assert precision_warnings(served_precision(get_dtype("fp32"), "gemma2"), "gemma2") == []
 
 
 @pytest.mark.parametrize("bad", ["fp8", "mxfp4", "int8", "float64"])

@@ -128,19 +128,23 @@ def memory_figures(model: Model, hw: HardwareSpec, phases: Phases, batch) -> dic
       ``activation_bytes``: the largest single layer's activations of one request's prefill;
       ``rope_table_bytes``: one shared RoPE table;
     - ``total_bytes`` = their sum, ``capacity_bytes`` the HBM, ``fits`` = total ≤ capacity;
-    - ``kv_cache_bytes_per_sequence`` = kv // batch; ``max_batch`` = (capacity − weights −
-      activations − rope) // per_sequence, floored at 0, and −1 where per_sequence is 0
-      (no KV cache: no limit from memory).
+    - ``recurrent_state_bytes``: the fixed-size state of recurrent layers (Mamba, Gated
+      DeltaNet) for every sequence, held whatever the context;
+    - ``kv_cache_bytes_per_sequence`` = kv // batch, ``recurrent_state_bytes_per_sequence`` =
+      state // batch; ``max_batch`` = (capacity − weights − activations − rope) //
+      (kv + state per sequence), floored at 0, and −1 where both are 0 (no cache: no limit
+      from memory).
     """
     weights = _exact(phases.decode.total.resident_weight_bytes)
     kv = _exact(phases.final.total.kv_cache_bytes)
+    state = _exact(phases.final.total.recurrent_state_bytes)
     activation = _exact(phases.request_prefill.costs[0].activation_bytes)
     for cost in phases.request_prefill.costs[1:]:
         activation = maximum(activation, _exact(cost.activation_bytes))
     rope = rope_table_bytes(model)
     capacity = int(hw.hbm_bytes)
-    total = weights + kv + activation + rope
-    per_sequence = kv // batch
+    total = weights + kv + state + activation + rope
+    per_sequence = kv // batch + state // batch
     room = capacity - weights - activation - rope
     if isinstance(per_sequence, numpy.ndarray):
         max_batch = numpy.where(per_sequence > 0, numpy.maximum(room // numpy.maximum(per_sequence, 1), 0), -1)
@@ -149,12 +153,14 @@ def memory_figures(model: Model, hw: HardwareSpec, phases: Phases, batch) -> dic
     return {
         "weight_bytes": weights,
         "kv_cache_bytes": kv,
+        "recurrent_state_bytes": state,
         "activation_bytes": activation,
         "rope_table_bytes": rope,
         "total_bytes": total,
         "capacity_bytes": capacity,
         "fits": total <= capacity,
-        "kv_cache_bytes_per_sequence": per_sequence,
+        "kv_cache_bytes_per_sequence": kv // batch,
+        "recurrent_state_bytes_per_sequence": state // batch,
         "max_batch": max_batch,
     }
 

@@ -98,6 +98,7 @@ COST_FIELDS = (
     "attention_flops",
     "weight_bytes",
     "kv_cache_bytes",
+    "recurrent_state_bytes",
     "kv_read_bytes",
     "kv_write_bytes",
     "activation_bytes",
@@ -114,8 +115,11 @@ class LayerCost:
       ``matmul_flops``: GEMMs and attention matmuls, 2·M·K·N each (what FlopCounterMode counts);
       ``attention_flops``: the part of matmul_flops that is QKᵀ and PV (4·dh per pair per head).
     - ``weight_bytes``: weights read by the step; ``resident_weight_bytes``: weights held.
-    - ``kv_cache_bytes``: KV held after the step; ``kv_read_bytes`` / ``kv_write_bytes``: KV
-      traffic of the step.
+    - ``kv_cache_bytes``: KV held after the step; ``kv_read_bytes`` / ``kv_write_bytes``: cache
+      traffic of the step (KV, and the recurrent state of a state-space / linear-attention layer).
+    - ``recurrent_state_bytes``: fixed-size per-sequence state a recurrent layer (Mamba, Gated
+      DeltaNet) holds after the step (convolution + SSM / delta state, whatever the context);
+      memory and ``max_batch`` count it next to the KV cache.
     - ``activation_bytes``: activation tensors the layer writes in the step.
     - ``comm_bytes``: collective payload (all-reduce: tokens·hidden·bytes); ``collectives``:
       how many collectives; ``alltoall_bytes``: bytes this device sends in all-to-alls (MoE
@@ -129,6 +133,7 @@ class LayerCost:
     weight_bytes: Int = 0
     resident_weight_bytes: Int = 0
     kv_cache_bytes: Int = 0
+    recurrent_state_bytes: Int = 0
     kv_read_bytes: Int = 0
     kv_write_bytes: Int = 0
     activation_bytes: Int = 0
@@ -142,5 +147,5 @@ class LayerCost:
     def as_dict(self) -> dict[str, int]:
         """Plain ints (the JSON contract's per-phase object, less time)."""
         return {f: int(getattr(self, f)) for f in ("flops", "matmul_flops", "weight_bytes", "kv_cache_bytes",
-                                                     "kv_read_bytes", "activation_bytes", "comm_bytes", "alltoall_bytes",
-                                                     "kernels")}
+                                                     "recurrent_state_bytes", "kv_read_bytes", "activation_bytes",
+                                                     "comm_bytes", "alltoall_bytes", "kernels")}

@@ -145,6 +145,8 @@ def print_report(result, doc: dict, kv_given: bool = False) -> None:
         (f"decode step (context {doc['context']})", f"{sig(doc['decode']['time_ms'])} ms, {bytes_h(doc['decode']['weight_bytes'] + doc['decode']['kv_read_bytes'])} read"),
         ("weights per device", bytes_h(mem["weight_bytes"])),
         ("KV cache per device (end of request)", bytes_h(mem["kv_cache_bytes"])),
+        *([("recurrent state per device", bytes_h(mem["recurrent_state_bytes"]))]
+          if mem["recurrent_state_bytes"] else []),
         ("activations (largest layer)", bytes_h(mem["activation_bytes"])),
         ("total / capacity", f"{bytes_h(mem['total_bytes'])} / {bytes_h(mem['capacity_bytes'])}"),
         ("fits", "yes" if mem["fits"] else "NO"),

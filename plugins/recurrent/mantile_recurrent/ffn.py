@@ -1,0 +1,168 @@
+"""Nemotron-H's feed-forward layers: a non-gated MLP with squared-ReLU (``-`` in the pattern)
+and its MoE (``E``): non-gated squared-ReLU experts, a sigmoid top-k router with a score
+correction bias, one shared expert, and (Nemotron-3 Super / Ultra) a latent projection that
+the routed experts run in.
+
+MLP, intermediate I, tp shards I (Il = I/tp): params ``2·H·I`` (+ ``I + H`` biases with
+``mlp_bias``); GEMM ``2·T·H·Il·2``; ReLU² 2 FLOPs per intermediate element; all-reduce.
+
+MoE, E experts, top k, expert intermediate I, shared intermediate Is, latent width D
+(``moe_latent_size``; the experts' input/output width, H without a latent):
+
+    router               E·H         float32, as transformers builds it
+    e_score_correction   E           a float32 buffer: held (weight bytes), not a parameter
+    fc1/fc2_latent_proj  2·H·D       (+ D + H biases with mlp_bias), only with a latent
+    experts              E·2·D·I     up and down, no gate, no biases
+    shared expert        2·H·Is      (+ Is + H biases with mlp_bias)
+
+``ep`` groups of tp/ep devices split the experts (each expert's I over tp/ep), tp splits the
+shared expert; router and latent projections are replicated. GEMM per step: router
+``2·T·H·E``, latent ``2·T·2·H·D``, experts ``2·T·k·2·D·I/tp``, shared ``2·T·2·H·Is/tp``;
+elementwise: σ, bias and top-k 5 per logit, ReLU² 2 per expert / shared intermediate
+element, weighting and summing the k outputs ``T·k·D/ep``. A step reads the weights of the
+local experts it activates in expectation (the core's :func:`expected_active_experts`).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from mantile_core.dtypes import DType, get_dtype
+from mantile_core.errors import ParallelismError
+from mantile_core.layers import Layer, expected_active_experts, require_divides
+from mantile_core.workload import LayerCost, Step, round_int
+
+__all__ = ["Relu2MLP", "NemotronMoE", "RELU2_FLOPS", "ROUTER_FLOPS_PER_LOGIT"]
+
+RELU2_FLOPS = 2  # max(x, 0), then square
+ROUTER_FLOPS_PER_LOGIT = 5  # sigmoid 3, + correction bias 1, top-k compare 1
+FP32 = get_dtype("fp32")
+
+
+@attrs.frozen(kw_only=True)
+class Relu2MLP(Layer):
+    """up (H → I), squared ReLU, down (I → H)."""
+
+    kind: str = "mlp"
+    hidden: int
+    intermediate: int
+    weight_dtype: DType
+    bias_dtype: DType
+    bias: bool = False
+
+    def _biases(self, inter) -> int:
+        return self.bias * (inter + self.hidden)
+
+    def params(self) -> int:
+        return 2 * self.hidden * self.intermediate + self._biases(self.intermediate)
+
+    def weight_bytes(self) -> int:
+        return (self.weight_dtype.nbytes(2 * self.hidden * self.intermediate)
+                + self.bias_dtype.nbytes(self._biases(self.intermediate)))
+
+    def check_parallelism(self, tp: int, ep: int) -> None:
+        require_divides("tp", tp, "intermediate_size", self.intermediate)
+
+    def cost(self, step: Step) -> LayerCost:
+        tokens, hidden = step.tokens, self.hidden
+        inter = self.intermediate // step.tp
+        matmul = 2 * tokens * hidden * inter * 2
+        resident = self.weight_dtype.nbytes(2 * hidden * inter) + self.bias_dtype.nbytes(self._biases(inter))
+        parallel = step.tp > 1
+        return LayerCost(
+            flops=matmul + RELU2_FLOPS * tokens * inter + self.bias * tokens * (inter + hidden),
+            matmul_flops=matmul,
+            weight_bytes=resident,
+            resident_weight_bytes=resident,
+            activation_bytes=step.act_dtype.nbytes(tokens * (2 * inter + hidden)),
+            comm_bytes=step.act_dtype.nbytes(tokens * hidden) * parallel,
+            collectives=1 * parallel,
+            kernels=2 + 1 * parallel,
+            gemm_dtype=self.weight_dtype.compute_name,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class NemotronMoE(Layer):
+    """Nemotron-H MoE: sigmoid router (float32), non-gated ReLU² experts in an optional latent
+    space, one shared expert."""
+
+    kind: str = "moe"
+    hidden: int
+    experts: int
+    top_k: int
+    intermediate: int
+    shared_intermediate: int
+    expert_dtype: DType
+    dense_dtype: DType
+    latent: int = 0
+    bias: bool = False
+
+    @property
+    def expert_width(self) -> int:
+        """The experts' input / output width: the latent size, else hidden."""
+        return self.latent or self.hidden
+
+    def _latent_params(self) -> int:
+        return (2 * self.hidden * self.latent + self.bias * (self.latent + self.hidden)) if self.latent else 0
+
+    def _shared_params(self, inter) -> int:
+        return 2 * self.hidden * inter + self.bias * (inter + self.hidden)
+
+    def _expert_params(self, inter) -> int:
+        return 2 * self.expert_width * inter
+
+    def params(self) -> int:
+        return (self.experts * self.hidden + self._latent_params() + self.experts * self._expert_params(self.intermediate)
+                + self._shared_params(self.shared_intermediate))
+
+    def _router_bytes(self) -> int:
+        return FP32.nbytes(self.experts * self.hidden + self.experts)
+
+    def weight_bytes(self) -> int:
+        return (self._router_bytes() + self.expert_dtype.nbytes(self.experts * self._expert_params(self.intermediate))
+                + self.dense_dtype.nbytes(self._latent_params() + self._shared_params(self.shared_intermediate)))
+
+    def check_parallelism(self, tp: int, ep: int) -> None:
+        if ep < 1 or tp % ep:
+            raise ParallelismError(f"'ep' must divide tp={tp} (got {ep}): experts are split over ep groups of tp/ep devices")
+        require_divides("ep", ep, "n_routed_experts", self.experts)
+        require_divides("tp/ep", tp // ep, "moe_intermediate_size", self.intermediate)
+        require_divides("tp", tp, "moe_shared_expert_intermediate_size", self.shared_intermediate)
+
+    def describe(self) -> dict:
+        return {"experts": self.experts, "top_k": self.top_k, "intermediate": self.intermediate,
+                "shared_intermediate": self.shared_intermediate, "latent": self.latent or None,
+                "expert_dtype": self.expert_dtype.name}
+
+    def cost(self, step: Step) -> LayerCost:
+        tp, ep, hidden, tokens, width = step.tp, step.ep, self.hidden, step.tokens, self.expert_width
+        inter = self.intermediate // (tp // ep)
+        local = self.experts // ep
+        shared = self.shared_intermediate // tp
+        per_expert = self.expert_dtype.nbytes(self._expert_params(inter))
+        dense = self._router_bytes() + self.dense_dtype.nbytes(self._latent_params() + self._shared_params(shared))
+        active = expected_active_experts(local, self.experts, self.top_k, tokens)
+        routed = tokens * self.top_k
+        router = 2 * tokens * hidden * self.experts
+        latent = 2 * tokens * 2 * hidden * self.latent
+        experts = 2 * routed * 2 * width * self.intermediate // tp
+        shared_matmul = 2 * tokens * 2 * hidden * shared
+        matmul = router + latent + experts + shared_matmul
+        elementwise = (ROUTER_FLOPS_PER_LOGIT * tokens * self.experts + RELU2_FLOPS * routed * self.intermediate // tp
+                       + RELU2_FLOPS * tokens * shared + routed * width // ep
+                       + self.bias * tokens * (shared + hidden + (self.latent + hidden) * (self.latent > 0)))
+        parallel = tp > 1
+        act = step.act_dtype
+        return LayerCost(
+            flops=matmul + elementwise,
+            matmul_flops=matmul,
+            weight_bytes=dense + round_int(active * per_expert),
+            resident_weight_bytes=dense + local * per_expert,
+            activation_bytes=act.nbytes(tokens * self.experts + routed * (2 * self.intermediate // tp + width // ep)
+                                        + tokens * (2 * shared + hidden + 2 * self.latent)),
+            comm_bytes=act.nbytes(tokens * hidden) * parallel,
+            collectives=1 * parallel,
+            kernels=5 + 2 * (self.latent > 0) + 2 + 1 * parallel,
+            gemm_dtype=self.expert_dtype.compute_name,
+        )

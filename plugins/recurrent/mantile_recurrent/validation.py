@@ -1,0 +1,2 @@
+"""placeholder"""
+VALIDATION_CASES = []

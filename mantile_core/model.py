@@ -32,7 +32,10 @@ DATA = Path(__file__).parent / "data" / "models"
 # model_type -> the checkout's plugin distribution that supports it (for install hints when it
 # is not installed); every plugin of this checkout lists its model types here
 MODEL_TYPE_PLUGINS = {"gpt_oss": "mantile-gpt-oss-attention", "deepseek_v2": "mantile-mla", "deepseek_v3": "mantile-mla",
-                      "kimi_k2": "mantile-mla", "deepseek_v32": "mantile-mla", "glm_moe_dsa": "mantile-mla"}
+                      "kimi_k2": "mantile-mla", "deepseek_v32": "mantile-mla", "glm_moe_dsa": "mantile-mla",
+                      **dict.fromkeys(("mamba", "falcon_mamba", "mamba2", "jamba", "qwen3_next", "qwen3_5",
+                                       "qwen3_5_moe", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h"),
+                                      "mantile-recurrent")}
 
 
 @attrs.frozen
@@ -197,6 +200,9 @@ def read_model_config(data: dict, name: str = "model") -> ModelConfig:
     return parse_config(data, name=name)
 
 
+_CONFLICT_FIX = ": uninstall one of them, or skip one with MANTILE_DISABLE_PLUGINS=<distribution>"
+
+
 def _pick_type(types, kind: str, config: ModelConfig, registries):
     candidates = [t for t in types if t.kind == kind]
     specific = [t for t in candidates if t.matches(config)]
@@ -204,7 +210,8 @@ def _pick_type(types, kind: str, config: ModelConfig, registries):
         from .errors import PluginConflictError
 
         names = ", ".join(f"{t.name} ({registries.owners[('layer_types', t.name)]})" for t in specific)
-        raise PluginConflictError(f"several layer types claim {kind!r} for model_type {config.model_type!r}: {names}")
+        raise PluginConflictError(f"several layer types claim {kind!r} for model_type {config.model_type!r}: {names}"
+                                  f"{_CONFLICT_FIX}")
     if specific:
         return specific[0]
     generic = [t for t in candidates if t.generic]
@@ -216,6 +223,11 @@ def build_layers(config: ModelConfig) -> tuple[Layer, ...]:
     that no installed plugin provides."""
     registries = get_plugin_manager().registries
     layouts = [lay for lay in registries.layouts.values() if config.model_type in lay.model_types]
+    if len(layouts) > 1:
+        from .errors import PluginConflictError
+
+        names = ", ".join(f"{lay.name} ({registries.owners[('layouts', lay.name)]})" for lay in layouts)
+        raise PluginConflictError(f"several layouts claim model_type {config.model_type!r}: {names}{_CONFLICT_FIX}")
     slots = layouts[0].slots(config) if layouts else standard_slots(config)
     types = list(registries.layer_types.values())
     missing: dict[str, str] = {}

@@ -132,7 +132,7 @@ class MambaMixer(Layer):
             matmul_flops=matmul,
             weight_bytes=resident,
             resident_weight_bytes=resident,
-            kv_cache_bytes=state_bytes,
+            recurrent_state_bytes=state_bytes,
             kv_read_bytes=state_bytes * (step.cached > 0),
             kv_write_bytes=state_bytes,
             activation_bytes=act.nbytes(tokens * (5 * inter + r + 2 * n + hidden)),

@@ -66,7 +66,7 @@ def _state() -> ValidationOutcome:
         parts.append(out)
     err = float((torch.cat(parts, dim=1) - whole).abs().max())
     held = sum(s.nbytes for s in state)
-    predicted = int(layer.cost(Step(batch=2, new_tokens=1, cached=8, act_dtype="fp32", kv_dtype="fp32")).kv_cache_bytes)
+    predicted = int(layer.cost(Step(batch=2, new_tokens=1, cached=8, act_dtype="fp32", kv_dtype="fp32")).recurrent_state_bytes)
     ok = err < 1e-5 and held == predicted
     return ValidationOutcome(ok, f"prefill 5 + decode 4 vs prefill 9: max abs err {err:.1e} (limit 1e-5); "
                                  f"state {held} bytes held, {predicted} predicted")

@@ -62,7 +62,7 @@ def test_prefill_cost_by_hand(mamba):
     # scan 7·16+2 = 114, gate 5: 135
     assert cost.flops == 149_422_080 + tokens * 1536 * 135 == 153_569_280
     # state per sequence: 1536·(3 + 16) fp32 values = 116,736 bytes; read nothing (no state yet)
-    assert cost.kv_cache_bytes == cost.kv_write_bytes == 2 * 116_736
+    assert cost.recurrent_state_bytes == cost.kv_write_bytes == 2 * 116_736
     assert cost.kv_read_bytes == 0
     # activations: per token 5·1536 + 80 + 768 = 8,528 values of 4 bytes
     assert cost.activation_bytes == tokens * 8_528 * 4 == 682_240
@@ -74,7 +74,7 @@ def test_decode_reads_the_state_and_tensor_parallel_halves_it(mamba):
     cost = mixer(mamba).cost(Step(batch=2, new_tokens=1, cached=4000, tp=2, act_dtype="fp32", kv_dtype="fp32"))
     # Il = 768 channels: GEMMs 2·2·(768·1536 + 768·80 + 48·768 + 768·768)
     assert cost.matmul_flops == 4 * (1_179_648 + 61_440 + 36_864 + 589_824) == 7_471_104
-    assert cost.kv_cache_bytes == cost.kv_read_bytes == cost.kv_write_bytes == 2 * 768 * 19 * 4
+    assert cost.recurrent_state_bytes == cost.kv_read_bytes == cost.kv_write_bytes == 2 * 768 * 19 * 4
     # two all-reduces: x_proj's 80 values and out_proj's 768 per token, fp32
     assert (cost.comm_bytes, cost.collectives) == (2 * (80 + 768) * 4, 2)
 
@@ -83,8 +83,8 @@ def test_state_does_not_grow_with_context(mamba):
     short = mantile_core.estimate(mamba, "h100", batch=4, input_len=128, output_len=128, dtype="fp32")
     long = mantile_core.estimate(mamba, "h100", batch=4, input_len=32_000, output_len=128, dtype="fp32")
     # 24 layers · 4 sequences · 116,736 bytes, whatever the context
-    assert short.memory["kv_cache_bytes"] == long.memory["kv_cache_bytes"] == 24 * 4 * 116_736
-    assert short.to_dict()["layers"][2]["decode"]["kv_cache_bytes"] == 4 * 116_736
+    assert short.memory["recurrent_state_bytes"] == long.memory["recurrent_state_bytes"] == 24 * 4 * 116_736
+    assert short.to_dict()["layers"][2]["decode"]["recurrent_state_bytes"] == 4 * 116_736
 
 
 def test_vectorised_steps(mamba):
@@ -131,8 +131,13 @@ def test_parameter_count_matches_transformers():
 
 
 def _mantile(*args: str) -> subprocess.CompletedProcess:
+    """The installed command, with mantile-recurrent (the real plugin, which also claims
+    model_type mamba) switched off should it be installed too."""
+    import os
+
     script = Path(sys.executable).parent / "mantile"
-    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "MANTILE_DISABLE_PLUGINS": "mantile-recurrent"}
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_installed_plugin_through_the_command_line():
@@ -148,6 +153,6 @@ def test_installed_plugin_through_the_command_line():
     result = _mantile("estimate", str(CONFIG), "--json")
     assert result.returncode == 0, result.stderr
     # the float32 checkpoint is served in bf16 (vLLM's dtype=auto), its state too: half of 4 bytes per element
-    assert json.loads(result.stdout)["memory"]["kv_cache_bytes"] == 24 * 116_736 // 2  # batch 1
+    assert json.loads(result.stdout)["memory"]["recurrent_state_bytes"] == 24 * 116_736 // 2  # batch 1
     result = _mantile("estimate", str(CONFIG), "--dtype", "fp32", "--json")
-    assert json.loads(result.stdout)["memory"]["kv_cache_bytes"] == 24 * 116_736 * 1  # batch 1, fp32 state
+    assert json.loads(result.stdout)["memory"]["recurrent_state_bytes"] == 24 * 116_736 * 1  # batch 1, fp32 state

@@ -96,7 +96,8 @@ class Mamba2Mixer(Layer):
 
     def _local(self, tp) -> tuple[int, int]:
         """(local heads, local groups) on ``tp`` devices."""
-        return self.heads // tp, (self.groups // tp if self.groups % tp == 0 else 1)
+        divides = self.groups % tp == 0  # else a single group, replicated (check_parallelism)
+        return self.heads // tp, (self.groups // tp) * divides + 1 - divides
 
     def _proj_width(self, heads, groups) -> int:
         return 2 * heads * self.head_dim + 2 * groups * self.state + heads

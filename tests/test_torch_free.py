@@ -30,7 +30,10 @@ from mantile_core.model import bundled_models
 names = bundled_models()
 try:
     import mantile_mamba  # the example plugin, when installed
-    names.append(sys.argv[1])
+    try:  # mantile-recurrent also claims model_type mamba: with both, a Mamba config is a conflict
+        import mantile_recurrent
+    except ModuleNotFoundError:
+        names.append(sys.argv[1])
 except ModuleNotFoundError:
     pass
 for name in names:
@@ -78,7 +81,12 @@ def test_estimating_imports_no_torch():
         assert "gpt-oss-120b" in report["estimated"]
     else:
         assert "gpt-oss-120b" in report["needs_plugins"]
-    if "mantile-mamba" in installed:
+    recurrent = {"qwen3-next-80b-a3b", "falcon-mamba-7b", "jamba-v0.1", "nemotron-3-super"}
+    if "mantile-recurrent" in installed:
+        assert recurrent <= set(report["estimated"])
+    else:
+        assert recurrent <= set(report["needs_plugins"])
+    if "mantile-mamba" in installed and "mantile-recurrent" not in installed:
         assert str(EXAMPLE) in report["estimated"]
 
 

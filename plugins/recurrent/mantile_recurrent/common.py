@@ -16,7 +16,7 @@ import numpy
 from mantile_core.dtypes import DType
 from mantile_core.workload import Step
 
-__all__ = ["SILU_FLOPS", "SIGMOID_FLOPS", "SOFTPLUS_FLOPS", "NORM_FLOPS", "chunk_square_sum",
+__all__ = ["state_facts", "SILU_FLOPS", "SIGMOID_FLOPS", "SOFTPLUS_FLOPS", "NORM_FLOPS", "chunk_square_sum",
            "chunk_count", "state_dtype", "is_recurrent_step", "conv_flops_per_channel"]
 
 SILU_FLOPS = 4  # x·sigmoid(x): negate, exp, add, divide (the core counts SiLU as 4 too)
@@ -53,3 +53,11 @@ def is_recurrent_step(step: Step):
 def state_dtype(step: Step, declared: DType | None) -> DType:
     """The SSM / delta state's dtype: the checkpoint's declared one, else the model's."""
     return declared if declared is not None else step.act_dtype
+
+
+def state_facts(conv_elements: int, ssm_elements: int, declared: DType | None) -> dict:
+    """The ``recurrent_state`` entry of ``mantile layers --json``: per sequence, unsharded,
+    conv elements (model dtype) and SSM / delta elements (``ssm_dtype``; "model" when the
+    checkpoint declares none)."""
+    return {"conv_elements": conv_elements, "ssm_elements": ssm_elements,
+            "ssm_dtype": declared.name if declared is not None else "model"}

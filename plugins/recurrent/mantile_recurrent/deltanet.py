@@ -68,7 +68,7 @@ from mantile_core.layers.base import require_divides
 from mantile_core.workload import LayerCost, Step
 
 from .common import (NORM_FLOPS, SIGMOID_FLOPS, SILU_FLOPS, SOFTPLUS_FLOPS, chunk_count,
-                     chunk_square_sum, conv_flops_per_channel, is_recurrent_step, state_dtype)
+                     chunk_square_sum, conv_flops_per_channel, is_recurrent_step, state_dtype, state_facts)
 
 __all__ = ["GatedDeltaNet", "CHUNK", "delta_matmul_flops", "substitution_flops", "recurrent_flops_per_head"]
 
@@ -135,7 +135,10 @@ class GatedDeltaNet(Layer):
     def describe(self) -> dict:
         return {"mixer": "gated_deltanet", "key_heads": self.key_heads, "value_heads": self.value_heads,
                 "key_head_dim": self.key_dim, "value_head_dim": self.value_dim, "conv_kernel": self.conv_kernel,
-                "chunk_size": self.chunk}
+                "chunk_size": self.chunk,
+                "recurrent_state": state_facts(
+                    (2 * self.key_heads * self.key_dim + self.value_heads * self.value_dim) * (self.conv_kernel - 1),
+                    self.value_heads * self.key_dim * self.value_dim, self.ssm_dtype)}
 
     def state_bytes(self, step: Step, batch) -> int:
         """Conv conv_dim_l·(K−1) (model dtype) + delta state Hvl·dk·dv (state dtype)."""

@@ -45,7 +45,7 @@ from mantile_core.layers import Layer
 from mantile_core.layers.base import require_divides
 from mantile_core.workload import LayerCost, Step
 
-from .common import NORM_FLOPS, SILU_FLOPS, SOFTPLUS_FLOPS, conv_flops_per_channel, state_dtype
+from .common import NORM_FLOPS, SILU_FLOPS, SOFTPLUS_FLOPS, conv_flops_per_channel, state_dtype, state_facts
 
 __all__ = ["Mamba1Mixer", "scan_flops_per_channel", "GATE_FLOPS", "NORMS"]
 
@@ -98,7 +98,9 @@ class Mamba1Mixer(Layer):
     def describe(self) -> dict:
         return {"mixer": "mamba", "state_size": self.state, "conv_kernel": self.conv_kernel,
                 "intermediate": self.intermediate, "time_step_rank": self.dt_rank,
-                "bcdt_norm": self.bcdt_norm or None}
+                "bcdt_norm": self.bcdt_norm or None,
+                "recurrent_state": state_facts(self.intermediate * (self.conv_kernel - 1),
+                                               self.intermediate * self.state, self.ssm_dtype)}
 
     def elementwise_flops_per_channel(self) -> int:
         """Per token per local channel: conv + SiLU + Δ bias + softplus + scan + gate."""

@@ -53,7 +53,7 @@ from mantile_core.layers.base import require_divides
 from mantile_core.workload import LayerCost, Step
 
 from .common import (NORM_FLOPS, SILU_FLOPS, SOFTPLUS_FLOPS, chunk_count, chunk_square_sum,
-                     conv_flops_per_channel, is_recurrent_step, state_dtype)
+                     conv_flops_per_channel, is_recurrent_step, state_dtype, state_facts)
 
 __all__ = ["Mamba2Mixer", "ssd_matmul_flops", "recurrent_flops_per_head"]
 
@@ -127,7 +127,9 @@ class Mamba2Mixer(Layer):
 
     def describe(self) -> dict:
         return {"mixer": "mamba2", "heads": self.heads, "head_dim": self.head_dim, "groups": self.groups,
-                "state_size": self.state, "conv_kernel": self.conv_kernel, "chunk_size": self.chunk}
+                "state_size": self.state, "conv_kernel": self.conv_kernel, "chunk_size": self.chunk,
+                "recurrent_state": state_facts(self._conv_dim(self.heads, self.groups) * (self.conv_kernel - 1),
+                                               self.heads * self.head_dim * self.state, self.ssm_dtype)}
 
     def state_bytes(self, step: Step, batch) -> int:
         """Conv (Il + 2GlN)·(K−1) (model dtype) + SSM nhl·P·N (state dtype), ``batch`` sequences."""

@@ -304,7 +304,8 @@ def test_the_example_and_the_plugin_conflict_clearly(mantile_plugins):
 
 
 # --- torch -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["mamba2-scan", "mamba2-flops", "deltanet-scan", "deltanet-flops"])
+@pytest.mark.parametrize("case", ["mamba1-scan", "mamba1-flops", "mamba2-scan", "mamba2-flops", "deltanet-scan",
+                                  "deltanet-flops"])
 def test_validation_cases(case):
     pytest.importorskip("torch")
     from mantile_recurrent.validation import VALIDATION_CASES
@@ -313,7 +314,7 @@ def test_validation_cases(case):
     assert outcome.passed, outcome.detail
 
 
-@pytest.mark.parametrize("case", ["mamba2-transformers", "deltanet-transformers"])
+@pytest.mark.parametrize("case", ["mamba1-transformers", "mamba2-transformers", "deltanet-transformers"])
 def test_reference_equals_transformers(case):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")

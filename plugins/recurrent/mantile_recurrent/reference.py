@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["mamba2_weights", "mamba2_forward", "deltanet_weights", "deltanet_forward", "causal_conv",
+__all__ = ["mamba1_weights", "mamba1_forward", "mamba2_weights", "mamba2_forward", "deltanet_weights", "deltanet_forward", "causal_conv",
            "ssd_chunked", "ssd_step", "delta_chunked", "delta_step"]
 
 
@@ -36,6 +36,67 @@ def causal_conv(x, conv_state, weight, bias):
     if bias is not None:
         out = out + bias
     return F.silu(out), window[:, tokens:, :].transpose(1, 2).contiguous()
+
+
+# --- Mamba-1 ---------------------------------------------------------------------------------
+def mamba1_weights(layer, *, seed: int = 0) -> dict[str, Any]:
+    """Random float64 weights of a :class:`~.mamba.Mamba1Mixer`, named as in transformers'
+    MambaMixer / FalconMambaMixer / JambaMambaMixer (Jamba adds dt/b/c_layernorm weights)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    h, i, n, r = layer.hidden, layer.intermediate, layer.state, layer.dt_rank
+    weights = {
+        "in_proj.weight": _rand(gen, 2 * i, h),
+        "conv1d.weight": _rand(gen, i, layer.conv_kernel, scale=0.5),
+        "x_proj.weight": _rand(gen, r + 2 * n, i),
+        "dt_proj.weight": _rand(gen, i, r),
+        "dt_proj.bias": _rand(gen, i),
+        "A_log": torch.log(torch.arange(1, n + 1, dtype=torch.float64)).repeat(i, 1),
+        "D": torch.ones(i, dtype=torch.float64),
+        "out_proj.weight": _rand(gen, h, i),
+    }
+    if layer.conv_bias:
+        weights["conv1d.bias"] = _rand(gen, i)
+    if layer.use_bias:
+        weights["in_proj.bias"] = _rand(gen, 2 * i)
+        weights["out_proj.bias"] = _rand(gen, h)
+    if layer.bcdt_norm == "weighted":
+        weights.update({"dt_layernorm.weight": 1.0 + _rand(gen, r), "b_layernorm.weight": 1.0 + _rand(gen, n),
+                        "c_layernorm.weight": 1.0 + _rand(gen, n)})
+    return weights
+
+
+def mamba1_forward(layer, weights, x, state=None, eps: float = 1e-6):
+    """Run x [B, T, H] through the Mamba-1 mixer after ``state`` (conv [B, I, K−1], SSM
+    [B, I, N]; None: a new sequence). The scan is elementwise (no chunked form), so prefill
+    and decode share it. Returns (out, state)."""
+    import torch
+    import torch.nn.functional as F
+
+    batch, tokens, _ = x.shape
+    i, n, r = layer.intermediate, layer.state, layer.dt_rank
+    if state is None:
+        state = (torch.zeros(batch, i, layer.conv_kernel - 1, dtype=torch.float64),
+                 torch.zeros(batch, i, n, dtype=torch.float64))
+    conv_state, h = state
+    xs, z = F.linear(x, weights["in_proj.weight"], weights.get("in_proj.bias")).chunk(2, dim=-1)
+    u, conv_state = causal_conv(xs, conv_state, weights["conv1d.weight"], weights.get("conv1d.bias"))
+    dt, b, c = torch.split(F.linear(u, weights["x_proj.weight"]), [r, n, n], dim=-1)
+    if layer.bcdt_norm:
+        def norm(t, key):
+            out = t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + eps)
+            return out * weights[key] if key in weights else out
+
+        dt, b, c = norm(dt, "dt_layernorm.weight"), norm(b, "b_layernorm.weight"), norm(c, "c_layernorm.weight")
+    dt = F.softplus(F.linear(dt, weights["dt_proj.weight"], weights["dt_proj.bias"]))
+    a = -torch.exp(weights["A_log"])
+    ys = []
+    for t in range(tokens):
+        h = torch.exp(dt[:, t, :, None] * a) * h + (dt[:, t] * u[:, t])[:, :, None] * b[:, t, None, :]
+        ys.append((h * c[:, t, None, :]).sum(-1) + weights["D"] * u[:, t])
+    y = torch.stack(ys, dim=1) * F.silu(z)
+    return F.linear(y, weights["out_proj.weight"], weights.get("out_proj.bias")), (conv_state, h)
 
 
 # --- Mamba-2 ---------------------------------------------------------------------------------

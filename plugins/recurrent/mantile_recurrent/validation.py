@@ -17,12 +17,20 @@ from mantile_core.records import ValidationCase, ValidationOutcome
 from mantile_core.workload import Step
 
 from .deltanet import GatedDeltaNet
+from .mamba import Mamba1Mixer
 from .mamba2 import Mamba2Mixer
 
-__all__ = ["VALIDATION_CASES", "small_mamba2", "small_deltanet", "counted_matmul_flops", "scan_check"]
+__all__ = ["VALIDATION_CASES", "small_mamba1", "small_mamba2", "small_deltanet", "counted_matmul_flops", "scan_check"]
 
 TOLERANCE = 1e-9  # float64 references
 TRANSFORMERS_TOLERANCE = 1e-5  # relative: transformers runs the decay / norms in float32
+
+
+def small_mamba1(**changes) -> Mamba1Mixer:
+    """H=12, I=24, N=5, K=4, R=3 with Jamba's weighted B/C/Δ norms; bf16 conv and SSM state."""
+    fields = dict(name="mamba", index=0, hidden=12, intermediate=24, state=5, conv_kernel=4, dt_rank=3,
+                  weight_dtype=get_dtype("bf16"), dtype=get_dtype("bf16"), bcdt_norm="weighted")
+    return Mamba1Mixer(**{**fields, **changes})
 
 
 def small_mamba2(**changes) -> Mamba2Mixer:
@@ -45,6 +53,8 @@ def small_deltanet(**changes) -> GatedDeltaNet:
 def _functions(layer):
     from . import reference
 
+    if isinstance(layer, Mamba1Mixer):
+        return reference.mamba1_weights, reference.mamba1_forward
     if isinstance(layer, Mamba2Mixer):
         return reference.mamba2_weights, reference.mamba2_forward
     return reference.deltanet_weights, reference.deltanet_forward
@@ -86,7 +96,7 @@ def scan_check(layer, batch: int = 2, prompt: int = 11, split: int = 5) -> tuple
     err = float((torch.cat(parts, dim=1) - whole).abs().max())
     err = max(err, max(float((a - b).abs().max()) for a, b in zip(state, whole_state)))
     conv, ssm = state
-    held = conv.to(torch.bfloat16).nbytes + ssm.to(torch.float32).nbytes
+    held = conv.to(torch.bfloat16).nbytes + ssm.to(torch.float32 if layer.ssm_dtype else torch.bfloat16).nbytes
     step = Step(batch=batch, new_tokens=1, cached=prompt - 1, act_dtype="bf16", kv_dtype="bf16")
     return err, held, int(layer.cost(step).recurrent_state_bytes)
 
@@ -105,8 +115,9 @@ def _scan(layer_factory):
             return missing
         err, held, predicted = scan_check(layer_factory())
         ok = err < TOLERANCE and held == predicted
-        return ValidationOutcome(ok, f"prefill 11 (chunks 4+4+3) vs prefill 5 + 6 recurrent steps: max abs err "
-                                     f"{err:.1e} (limit {TOLERANCE:.0e}); state {held} bytes held, {predicted} predicted")
+        return ValidationOutcome(ok, f"prefill 11 (chunks 4+4+3 where the scan is chunked) vs prefill 5 + 6 "
+                                     f"recurrent steps: max abs err {err:.1e} (limit {TOLERANCE:.0e}); "
+                                     f"state {held} bytes held, {predicted} predicted")
     return run
 
 
@@ -130,6 +141,53 @@ def _quiet_fallbacks():
     import logging
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def _transformers_mamba1() -> ValidationOutcome:
+    if (missing := _torch_missing()) is not None:
+        return missing
+    try:
+        import transformers
+    except ModuleNotFoundError:
+        return ValidationOutcome(False, "transformers is not installed", skipped=True)
+    import torch
+
+    from .reference import mamba1_forward, mamba1_weights
+
+    _quiet_fallbacks()
+    results = []
+    for norm in ("weightless", "weighted"):
+        layer = small_mamba1(bcdt_norm=norm)
+        if norm == "weightless":
+            config = transformers.FalconMambaConfig(hidden_size=layer.hidden, intermediate_size=layer.intermediate,
+                                                    state_size=layer.state, conv_kernel=layer.conv_kernel,
+                                                    time_step_rank=layer.dt_rank, num_hidden_layers=1,
+                                                    use_mambapy=False)
+            falcon = transformers.models.falcon_mamba.modeling_falcon_mamba
+            # transformers 5.24 initialises weights its weightless B/C/Δ norms do not have
+            theirs = falcon.FalconMambaMixer(config, layer_idx=0, initialize_mixer_weights=False)
+            eps, label = config.mixer_rms_eps, "FalconMambaMixer"
+        else:
+            config = transformers.JambaConfig(hidden_size=layer.hidden, mamba_expand=layer.intermediate // layer.hidden,
+                                              mamba_d_state=layer.state, mamba_d_conv=layer.conv_kernel,
+                                              mamba_dt_rank=layer.dt_rank, num_hidden_layers=1, num_attention_heads=2,
+                                              num_key_value_heads=1, use_mamba_kernels=False, vocab_size=32,
+                                              intermediate_size=24, attn_layer_period=1, attn_layer_offset=0,
+                                              expert_layer_period=1, expert_layer_offset=0)
+            theirs = transformers.models.jamba.modeling_jamba.JambaMambaMixer(config, layer_idx=0)
+            eps, label = config.rms_norm_eps, "JambaMambaMixer"
+        theirs = theirs.double()
+        weights = mamba1_weights(layer)
+        with torch.no_grad():
+            for name, param in theirs.named_parameters():
+                param.copy_(weights[name].reshape(param.shape))
+            x = _input(layer, 2, 9)
+            expected = theirs(x)
+            ours, _ = mamba1_forward(layer, weights, x, eps=eps)
+        err = float((ours - expected).abs().max() / expected.abs().max())
+        results.append((err < TRANSFORMERS_TOLERANCE, f"{label} vs reference: max relative err {err:.1e}"))
+    return ValidationOutcome(all(ok for ok, _ in results), "; ".join(text for _, text in results)
+                             + f" (limit {TRANSFORMERS_TOLERANCE:.0e})")
 
 
 def _transformers_mamba2() -> ValidationOutcome:
@@ -197,6 +255,12 @@ def _transformers_deltanet() -> ValidationOutcome:
 
 
 VALIDATION_CASES = [
+    ValidationCase("recurrent-mamba1-scan", _scan(small_mamba1),
+                   "Mamba-1 (Jamba norms): prefill equals prefill + recurrent decode; conv + SSM state bytes as predicted"),
+    ValidationCase("recurrent-mamba1-flops", _flops(small_mamba1),
+                   "Mamba-1: GEMM FLOPs (four projections) equal FlopCounterMode's count"),
+    ValidationCase("recurrent-mamba1-transformers", _transformers_mamba1,
+                   "Mamba-1: the reference equals transformers' FalconMambaMixer and JambaMambaMixer torch paths"),
     ValidationCase("recurrent-mamba2-scan", _scan(small_mamba2),
                    "Mamba-2: chunked SSD prefill equals prefill + recurrent decode; conv + SSM state bytes as predicted"),
     ValidationCase("recurrent-mamba2-flops", _flops(small_mamba2),

@@ -44,7 +44,9 @@ def memory_warning(hardware_name: str, memory: Mapping[str, Any]) -> str | None:
     if memory["fits"]:
         return None
     parts = ", ".join(f"{label} {bytes_h(memory[key])}" for key, label in
-                      (("weight_bytes", "weights"), ("kv_cache_bytes", "KV cache"), ("activation_bytes", "activations")))
+                      (("weight_bytes", "weights"), ("kv_cache_bytes", "KV cache"),
+                       ("recurrent_state_bytes", "recurrent state"), ("activation_bytes", "activations"))
+                      if key != "recurrent_state_bytes" or memory.get(key))
     limit = memory.get("max_batch")
     if limit == 0:
         room = "not even one sequence fits at this length: raise tp or take a larger accelerator"

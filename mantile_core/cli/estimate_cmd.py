@@ -105,6 +105,7 @@ def kv_words(result) -> str:
     windows = sorted({w for w in result.model.config.windows if w is not None})
     w = "/".join(str(x) for x in windows) or "W"
     parts = []
+    recurrent = bool(int(result.final.total.recurrent_state_bytes))  # Mamba / DeltaNet layers
     for mask, policy in sorted(result.kv_policies.items(), key=lambda item: item[0] != "sliding"):
         template = POLICY_WORDS.get(policy.name)
         if template is None:
@@ -112,8 +113,10 @@ def kv_words(result) -> str:
             continue
         text = template.format(w=w, b=result.kv_block)
         if mask == "causal" and "sliding" not in result.kv_policies:
-            text = "every layer keeps the whole context"
+            text = "attention layers keep the whole context" if recurrent else "every layer keeps the whole context"
         parts.append(text)
+    if recurrent:
+        parts.append("recurrent layers keep a fixed-size state per sequence, whatever the context")
     return "; ".join(parts)
 
 
@@ -132,8 +135,9 @@ def print_report(result, doc: dict, kv_given: bool = False) -> None:
     quantized = f", {config.quant_method} where the checkpoint quantizes them" if config.quant_method else ""
     kv_from = "--kv-dtype" if kv_given else ("the served dtype" if doc["kv_dtype"] == doc["dtype"] else "the engine's")
     print(f"precision: weights and activations {precision}{quantized}; KV cache {doc['kv_dtype']} ({kv_from})")
-    if result.kv_policies:
-        print(f"KV cache: {kv_words(result)}")
+    words = kv_words(result)
+    if words:
+        print(f"KV cache: {words}" if result.kv_policies else f"no KV cache: {words}")
     mean = "benchmark mean" if bench else "mean"
     print_table(None, ["metric", "value"], [
         (f"TTFT ({mean})", f"{sig(doc['ttft_ms'])} ms"),

@@ -322,3 +322,34 @@ def test_reference_equals_transformers(case):
 
     outcome = next(c for c in VALIDATION_CASES if c.name == f"recurrent-{case}").run()
     assert outcome.passed, outcome.detail
+
+
+# --- weight bytes ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["qwen3-next-80b-a3b", "falcon-mamba-7b", "jamba-v0.1", "mamba-codestral-7b",
+                                  "qwen3.5-397b-a17b"])
+def test_bf16_weight_bytes_are_two_per_parameter(name):
+    model = mantile_core.load_model(name)
+    assert model.weight_bytes() == 2 * model.params()
+
+
+def test_nemotron_router_is_float32():
+    """transformers builds Nemotron-H's router in float32 and keeps e_score_correction_bias (a
+    buffer, one float32 per expert) beside it: 2 more bytes per router element, 4 per expert."""
+    model = mantile_core.load_model("nemotron-3-nano")
+    moe_layers = "MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME".count("E")
+    assert moe_layers == 23
+    assert model.weight_bytes() == 2 * model.params() + moe_layers * (128 * 2688 * 2 + 128 * 4)
+
+
+def test_block_scaled_fp8_counts_a_scale_per_tile():
+    """fp8 with one float32 scale per 128×128 tile of each matrix (Qwen3-Next-FP8's layout):
+    the fused in_proj_qkvz (12288 × 2048), in_proj_ba (64 × 2048) and out_proj (2048 × 4096)."""
+    from mantile_core.dtypes import block_scaled, get_dtype
+    from mantile_recurrent.deltanet import GatedDeltaNet
+
+    layer = GatedDeltaNet(hidden=2048, key_heads=16, value_heads=32, key_dim=128, value_dim=128, conv_kernel=4,
+                          weight_dtype=block_scaled("fp8", (128, 128)), dtype=get_dtype("bf16"), fused_inputs=True)
+    matrices = (12288 * 2048 + 96 * 16 * 4) + (64 * 2048 + 1 * 16 * 4) + (2048 * 4096 + 16 * 32 * 4)
+    small = 2 * ((2 * 2048 + 4096) * 4 + 2 * 32 + 128)
+    assert layer.weight_bytes() == matrices + small == 33_759_680
+    assert layer.cost(Step(batch=1, new_tokens=1, cached=0)).resident_weight_bytes == 33_759_680

@@ -35,6 +35,11 @@ class GatedAttention(Attention):
     def _weight_elements(self, hl, kvl):
         return super()._weight_elements(hl, kvl) + self.hidden * hl * self.head_dim
 
+    def _weight_matrices(self, hl, kvl):
+        """q_proj (query and gate: 2·hl·dh × H), k and v (kvl·dh × H), o_proj (H × hl·dh)."""
+        dh = self.head_dim
+        return [(1, 2 * hl * dh, self.hidden), (2, kvl * dh, self.hidden), (1, self.hidden, hl * dh)]
+
     def describe(self) -> dict:
         return super().describe() | {"output_gate": True, "rotary_dim": self.rotary_dim}
 

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import attrs
 
-from mantile_core.dtypes import DType
+from mantile_core.dtypes import DType, matrices_nbytes
 from mantile_core.layers import Layer
 from mantile_core.layers.base import require_divides
 from mantile_core.workload import LayerCost, Step
@@ -109,6 +109,7 @@ class GatedDeltaNet(Layer):
     dtype: DType
     chunk: int = CHUNK
     ssm_dtype: DType | None = None
+    fused_inputs: bool = False  # Qwen3-Next's in_proj_qkvz + in_proj_ba; Qwen3.5 splits them in four
 
     def _widths(self, tp) -> tuple[int, int, int]:
         """(local key width, local value width, local value heads)."""
@@ -118,6 +119,16 @@ class GatedDeltaNet(Layer):
         kd, vd, hv = self._widths(tp)
         return self.hidden * (2 * kd + 2 * vd + 2 * hv) + vd * self.hidden
 
+    def _matrices(self, tp) -> list[tuple[int, int, int]]:
+        """(count, rows, cols) of the input projections (fused or split) and out_proj H × vd."""
+        kd, vd, hv = self._widths(tp)
+        h = self.hidden
+        if self.fused_inputs:
+            inputs = [(1, 2 * kd + 2 * vd, h), (1, 2 * hv, h)]
+        else:
+            inputs = [(1, 2 * kd + vd, h), (1, vd, h), (2, hv, h)]
+        return inputs + [(1, h, vd)]
+
     def _other_params(self, tp) -> int:
         kd, vd, hv = self._widths(tp)
         return (2 * kd + vd) * self.conv_kernel + 2 * hv + self.value_dim
@@ -126,7 +137,7 @@ class GatedDeltaNet(Layer):
         return self._matrix_params(1) + self._other_params(1)
 
     def weight_bytes(self) -> int:
-        return self.weight_dtype.nbytes(self._matrix_params(1)) + self.dtype.nbytes(self._other_params(1))
+        return matrices_nbytes(self.weight_dtype, self._matrices(1)) + self.dtype.nbytes(self._other_params(1))
 
     def check_parallelism(self, tp: int, ep: int) -> None:
         require_divides("tp", tp, "linear_num_key_heads", self.key_heads)
@@ -166,7 +177,7 @@ class GatedDeltaNet(Layer):
         around = tokens * (conv * (conv_flops_per_channel(self.conv_kernel, False) + SILU_FLOPS) + 7 * kd
                            + hv * (SIGMOID_FLOPS + 2 + SOFTPLUS_FLOPS) + vd * (NORM_FLOPS + SILU_FLOPS + 1))
         matmul = projection + scan_matmul
-        resident = self.weight_dtype.nbytes(self._matrix_params(tp)) + self.dtype.nbytes(self._other_params(tp))
+        resident = matrices_nbytes(self.weight_dtype, self._matrices(tp)) + self.dtype.nbytes(self._other_params(tp))
         state = self.state_bytes(step, step.batch)
         parallel = tp > 1
         act = step.act_dtype

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import attrs
 
-from mantile_core.dtypes import DType, get_dtype
+from mantile_core.dtypes import DType, get_dtype, matrices_nbytes
 from mantile_core.errors import ParallelismError
 from mantile_core.layers import Layer, expected_active_experts, require_divides
 from mantile_core.workload import LayerCost, Step, round_int
@@ -56,8 +56,11 @@ class Relu2MLP(Layer):
     def params(self) -> int:
         return 2 * self.hidden * self.intermediate + self._biases(self.intermediate)
 
+    def _matrices(self, inter) -> list[tuple[int, int, int]]:
+        return [(1, inter, self.hidden), (1, self.hidden, inter)]
+
     def weight_bytes(self) -> int:
-        return (self.weight_dtype.nbytes(2 * self.hidden * self.intermediate)
+        return (matrices_nbytes(self.weight_dtype, self._matrices(self.intermediate))
                 + self.bias_dtype.nbytes(self._biases(self.intermediate)))
 
     def check_parallelism(self, tp: int, ep: int) -> None:
@@ -67,7 +70,7 @@ class Relu2MLP(Layer):
         tokens, hidden = step.tokens, self.hidden
         inter = self.intermediate // step.tp
         matmul = 2 * tokens * hidden * inter * 2
-        resident = self.weight_dtype.nbytes(2 * hidden * inter) + self.bias_dtype.nbytes(self._biases(inter))
+        resident = matrices_nbytes(self.weight_dtype, self._matrices(inter)) + self.bias_dtype.nbytes(self._biases(inter))
         parallel = step.tp > 1
         return LayerCost(
             flops=matmul + RELU2_FLOPS * tokens * inter + self.bias * tokens * (inter + hidden),
@@ -120,8 +123,13 @@ class NemotronMoE(Layer):
         return FP32.nbytes(self.experts * self.hidden + self.experts)
 
     def weight_bytes(self) -> int:
-        return (self._router_bytes() + self.expert_dtype.nbytes(self.experts * self._expert_params(self.intermediate))
+        return (self._router_bytes() + self._expert_bytes(self.experts, self.intermediate)
                 + self.dense_dtype.nbytes(self._latent_params() + self._shared_params(self.shared_intermediate)))
+
+    def _expert_bytes(self, count, inter):
+        """``count`` experts of up (I × D) and down (D × I) in the expert dtype."""
+        width = self.expert_width
+        return matrices_nbytes(self.expert_dtype, [(count, inter, width), (count, width, inter)])
 
     def check_parallelism(self, tp: int, ep: int) -> None:
         if ep < 1 or tp % ep:
@@ -140,7 +148,7 @@ class NemotronMoE(Layer):
         inter = self.intermediate // (tp // ep)
         local = self.experts // ep
         shared = self.shared_intermediate // tp
-        per_expert = self.expert_dtype.nbytes(self._expert_params(inter))
+        per_expert = self._expert_bytes(1, inter)
         dense = self._router_bytes() + self.dense_dtype.nbytes(self._latent_params() + self._shared_params(shared))
         active = expected_active_experts(local, self.experts, self.top_k, tokens)
         routed = tokens * self.top_k

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import attrs
 
-from mantile_core.dtypes import DType
+from mantile_core.dtypes import DType, matrices_nbytes
 from mantile_core.layers import Layer
 from mantile_core.layers.base import require_divides
 from mantile_core.workload import LayerCost, Step
@@ -80,6 +80,11 @@ class Mamba1Mixer(Layer):
         h, n, r = self.hidden, self.state, self.dt_rank
         return 2 * inter * h + inter * (r + 2 * n) + r * inter + inter * h
 
+    def _matrices(self, inter) -> list[tuple[int, int, int]]:
+        """(count, rows, cols): in_proj 2Il × H, x_proj (R+2N) × Il, dt_proj Il × R, out_proj H × Il."""
+        h, n, r = self.hidden, self.state, self.dt_rank
+        return [(1, 2 * inter, h), (1, r + 2 * n, inter), (1, inter, r), (1, h, inter)]
+
     def _other_params(self, inter) -> int:
         norms = (self.dt_rank + 2 * self.state) * (self.bcdt_norm == "weighted")
         return (inter * self.conv_kernel + self.conv_bias * inter + inter + inter * self.state + inter
@@ -89,7 +94,7 @@ class Mamba1Mixer(Layer):
         return self._matrix_params(self.intermediate) + self._other_params(self.intermediate)
 
     def weight_bytes(self) -> int:
-        return (self.weight_dtype.nbytes(self._matrix_params(self.intermediate))
+        return (matrices_nbytes(self.weight_dtype, self._matrices(self.intermediate))
                 + self.dtype.nbytes(self._other_params(self.intermediate)))
 
     def check_parallelism(self, tp: int, ep: int) -> None:
@@ -125,7 +130,7 @@ class Mamba1Mixer(Layer):
         matmul = 2 * tokens * (hidden * 2 * inter + inter * (r + 2 * n) + r * inter + inter * hidden)
         elementwise = (tokens * inter * self.elementwise_flops_per_channel() + tokens * self.norm_flops_per_token()
                        + self.use_bias * tokens * (2 * inter + hidden))
-        resident = self.weight_dtype.nbytes(self._matrix_params(inter)) + self.dtype.nbytes(self._other_params(inter))
+        resident = matrices_nbytes(self.weight_dtype, self._matrices(inter)) + self.dtype.nbytes(self._other_params(inter))
         state = self.state_bytes(step, step.batch)
         parallel = tp > 1
         act = step.act_dtype

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import attrs
 
-from mantile_core.dtypes import DType
+from mantile_core.dtypes import DType, matrices_nbytes
 from mantile_core.errors import ParallelismError
 from mantile_core.layers import Layer
 from mantile_core.layers.base import require_divides
@@ -108,6 +108,10 @@ class Mamba2Mixer(Layer):
     def _matrix_params(self, heads, groups) -> int:
         return self.hidden * self._proj_width(heads, groups) + heads * self.head_dim * self.hidden
 
+    def _matrices(self, heads, groups) -> list[tuple[int, int, int]]:
+        """(count, rows, cols): in_proj (2Il + 2GlN + nhl) × H, out_proj H × Il."""
+        return [(1, self._proj_width(heads, groups), self.hidden), (1, self.hidden, heads * self.head_dim)]
+
     def _other_params(self, heads, groups) -> int:
         conv = self._conv_dim(heads, groups)
         return (conv * self.conv_kernel + self.conv_bias * conv + 3 * heads + heads * self.head_dim
@@ -117,7 +121,7 @@ class Mamba2Mixer(Layer):
         return self._matrix_params(self.heads, self.groups) + self._other_params(self.heads, self.groups)
 
     def weight_bytes(self) -> int:
-        return (self.weight_dtype.nbytes(self._matrix_params(self.heads, self.groups))
+        return (matrices_nbytes(self.weight_dtype, self._matrices(self.heads, self.groups))
                 + self.dtype.nbytes(self._other_params(self.heads, self.groups)))
 
     def check_parallelism(self, tp: int, ep: int) -> None:
@@ -157,7 +161,7 @@ class Mamba2Mixer(Layer):
                            + heads * (1 + SOFTPLUS_FLOPS) + inter * (SILU_FLOPS + 1 + NORM_FLOPS))
         bias = self.use_bias * tokens * (self._proj_width(heads, groups) + hidden)
         matmul = projection + scan_matmul
-        resident = (self.weight_dtype.nbytes(self._matrix_params(heads, groups))
+        resident = (matrices_nbytes(self.weight_dtype, self._matrices(heads, groups))
                     + self.dtype.nbytes(self._other_params(heads, groups)))
         state = self.state_bytes(step, step.batch)
         parallel = tp > 1

@@ -131,7 +131,8 @@ def build_deltanet(config, slot: LayerSlot) -> GatedDeltaNet:
                          key_heads=config.get("linear_num_key_heads"), value_heads=config.get("linear_num_value_heads"),
                          key_dim=config.get("linear_key_head_dim"), value_dim=config.get("linear_value_head_dim"),
                          conv_kernel=config.get("linear_conv_kernel_dim"), weight_dtype=config.weight_dtype(slot.name),
-                         dtype=config.dtype, ssm_dtype=_ssm_dtype(config))
+                         dtype=config.dtype, ssm_dtype=_ssm_dtype(config),
+                         fused_inputs=config.model_type == "qwen3_next")
 
 
 def build_attention(config, slot: LayerSlot) -> Attention:

@@ -353,3 +353,8 @@ def test_block_scaled_fp8_counts_a_scale_per_tile():
     small = 2 * ((2 * 2048 + 4096) * 4 + 2 * 32 + 128)
     assert layer.weight_bytes() == matrices + small == 33_759_680
     assert layer.cost(Step(batch=1, new_tokens=1, cached=0)).resident_weight_bytes == 33_759_680
+
+
+def test_nemotron_moe_refuses_attention_data_parallelism():
+    with pytest.raises(ParallelismError, match="'dp' must be 1 for Nemotron-H's MoE"):
+        mantile_core.estimate("nemotron-3-nano", "h200", tp=2, ep=2, dp=2)

@@ -138,6 +138,14 @@ class NemotronMoE(Layer):
         require_divides("tp/ep", tp // ep, "moe_intermediate_size", self.intermediate)
         require_divides("tp", tp, "moe_shared_expert_intermediate_size", self.shared_intermediate)
 
+    def check_deployment(self, tp: int, ep: int, dp: int) -> None:
+        """Within one tp group only: the all-to-all dispatch of attention data parallelism is
+        not modelled for this MoE yet, so ``dp`` > 1 is refused rather than costed wrong."""
+        if dp != 1:
+            raise ParallelismError(f"'dp' must be 1 for Nemotron-H's MoE (got {dp}): attention data parallelism "
+                                   "is not modelled by mantile-recurrent yet")
+        self.check_parallelism(tp, ep)
+
     def describe(self) -> dict:
         return {"experts": self.experts, "top_k": self.top_k, "intermediate": self.intermediate,
                 "shared_intermediate": self.shared_intermediate, "latent": self.latent or None,

@@ -23,6 +23,7 @@ CHECKOUT_PATHS: dict[str, str] = {
     "mantile-swa-cache": "plugins/swa_cache",
     "mantile-mamba": "examples/mamba_mixer",
     "mantile-mla": "plugins/mla",
+    "mantile-recurrent": "plugins/recurrent",
 }
 
 CHECKOUT_REQUIRES: dict[str, tuple[str, ...]] = {

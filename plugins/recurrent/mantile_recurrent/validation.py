@@ -105,7 +105,10 @@ def _torch_missing() -> ValidationOutcome | None:
     try:
         import torch  # noqa: F401
     except ModuleNotFoundError:
-        return ValidationOutcome(False, "torch is not installed: pip install 'mantile-recurrent[torch]'", skipped=True)
+        from mantile_core.install_hints import install_hint
+
+        return ValidationOutcome(False, f"torch is not installed: {install_hint('mantile-recurrent', extra='torch')}",
+                                 skipped=True)
     return None
 
 

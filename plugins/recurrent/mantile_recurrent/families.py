@@ -127,7 +127,9 @@ def read_qwen_hybrid(raw: dict, where: str) -> dict:
     data = dict(raw)
     if data.get("text_config") is not None:
         text = c.get_mapping(data, "text_config", where)
-        outer = {k: data[k] for k in ("quantization_config", "tie_word_embeddings") if k in data}
+        # the wrapper's quantization_config / tie flag win, unless absent or null (a text
+        # config's own quantization_config is kept then)
+        outer = {k: data[k] for k in ("quantization_config", "tie_word_embeddings") if data.get(k) is not None}
         data = {**text, **outer}
     data["model_type"] = QWEN35_TEXT.get(data.get("model_type"), data.get("model_type"))
     layer_types = data.pop("layer_types", None)

@@ -55,6 +55,20 @@ def _error(message: str):
     return ConfigError(message)
 
 
+def _check_state_dtype(data: dict, key: str, where: str) -> None:
+    """``mamba_ssm_dtype`` / ``mamba_ssm_cache_dtype``: absent, "auto" or a known dtype name."""
+    if data.get(key) in (None, "auto"):
+        return
+    from mantile_core.dtypes import get_dtype
+    from mantile_core.errors import MantileError
+
+    name = _checks().get_str(data, key, where)
+    try:
+        get_dtype(name)
+    except MantileError:
+        raise _error(f"{where}: {key}={name!r} is not a known dtype (float32, bfloat16, float16)") from None
+
+
 # --- readers: raw config.json -> the core's spelling --------------------------------------
 def read_mamba(raw: dict, where: str) -> dict:
     """Mamba-1: intermediate_size defaults to expand·hidden, time_step_rank "auto" to
@@ -110,6 +124,8 @@ def read_jamba(raw: dict, where: str) -> dict:
     for key, default in (("attn_layer_period", 8), ("attn_layer_offset", 4), ("expert_layer_period", 2),
                          ("expert_layer_offset", 1)):
         out[key] = c.get_int(raw, key, where, default, minimum=0 if key.endswith("offset") else 1)
+    out["mamba_proj_bias"] = c.get_bool(raw, "mamba_proj_bias", where, False)
+    out["mamba_conv_bias"] = c.get_bool(raw, "mamba_conv_bias", where, True)
     for period, offset in (("attn_layer_period", "attn_layer_offset"), ("expert_layer_period", "expert_layer_offset")):
         if out[offset] >= out[period]:
             raise _error(f"{where}: {offset}={out[offset]} must be smaller than {period}={out[period]}")
@@ -138,6 +154,7 @@ def read_qwen_hybrid(raw: dict, where: str) -> dict:
     for key in ("linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
                 "linear_conv_kernel_dim"):
         data[key] = c.get_int(data, key, where)
+    _check_state_dtype(data, "mamba_ssm_dtype", where)
     if data["linear_num_value_heads"] % data["linear_num_key_heads"]:
         raise _error(f"{where}: linear_num_value_heads={data['linear_num_value_heads']} must be a multiple of "
                      f"linear_num_key_heads={data['linear_num_key_heads']}")
@@ -156,7 +173,22 @@ def read_nemotron_h(raw: dict, where: str) -> dict:
     if out["mamba_num_heads"] % out["n_groups"]:
         raise _error(f"{where}: mamba_num_heads={out['mamba_num_heads']} must be a multiple of "
                      f"n_groups={out['n_groups']}")
-    return _with_blocks(out, where)
+    for key, default in (("use_bias", False), ("use_conv_bias", True), ("mlp_bias", False)):
+        out[key] = c.get_bool(raw, key, where, default)
+    _check_state_dtype(raw, "mamba_ssm_cache_dtype", where)
+    out = _with_blocks(out, where)
+    ffns = {ffn for _, ffn in out[BLOCKS_KEY]}
+    if "mlp" in ffns:
+        c.get_int(out, "intermediate_size", where)
+    if "moe" in ffns:
+        # transformers maps num_local_experts onto n_routed_experts
+        key = "num_local_experts" if raw.get("num_local_experts") is not None else "n_routed_experts"
+        out["n_routed_experts"] = c.get_int(raw, key, where)
+        out.pop("num_local_experts", None)
+        c.get_int(raw, "num_experts_per_tok", where, maximum=out["n_routed_experts"])
+        out["moe_shared_expert_intermediate_size"] = c.get_int(raw, "moe_shared_expert_intermediate_size", where)
+        out["moe_latent_size"] = c.get_int(raw, "moe_latent_size", where, None)
+    return out
 
 
 # --- blocks -------------------------------------------------------------------------------

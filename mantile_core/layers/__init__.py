@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .attention import Attention
 from .base import Layer, local_kv_heads, require_divides
-from .mlp import GatedMLP, MoE, expected_active_experts
-from .simple import Embedding, LMHead, RMSNorm
+from .mlp import MLP, GatedMLP, MoE, expected_active_experts
+from .simple import Embedding, LayerNorm, LMHead, PositionEmbedding, RMSNorm
 
-__all__ = ["Layer", "Attention", "GatedMLP", "MoE", "Embedding", "LMHead", "RMSNorm",
-           "local_kv_heads", "require_divides", "expected_active_experts"]
+__all__ = ["Layer", "Attention", "MLP", "GatedMLP", "MoE", "Embedding", "PositionEmbedding", "LMHead", "RMSNorm",
+           "LayerNorm", "local_kv_heads", "require_divides", "expected_active_experts"]

@@ -1,12 +1,19 @@
-"""Built-in gated MLP (SwiGLU) and mixture-of-experts.
+"""Built-in MLPs (gated or not, any named activation) and mixture-of-experts.
 
-Gated MLP, T tokens, I intermediate, tp shards I: matmul 2·T·H·2I/tp + 2·T·(I/tp)·H;
-activation 5 FLOPs per intermediate element (silu = 4, times up = 1); all-reduce T·H·bytes.
+MLP, T tokens, hidden H, intermediate I, tp shards I (Il = I/tp), ``gated`` (SwiGLU, GeGLU:
+act(gate)·up) or not (GPT-2, GPT-NeoX: act(up)):
+
+- params: (2 if gated else 1)·H·I + I·H, plus with ``bias`` (2 if gated else 1)·I + H;
+- matmul: 2·T·H·(2 if gated else 1)·Il + 2·T·Il·H;
+- elementwise: :data:`ACTIVATION_FLOPS` [activation] per intermediate element, + 1 when gated
+  (the product with up), + one per bias element (the down bias once, on one rank);
+- activations written: T·((3 if gated else 2)·Il + H); all-reduce T·H·bytes when tp > 1.
 
 MoE with E experts, top k, expert intermediate I, ``ep`` expert groups each splitting an
 expert's I over tp/ep devices (tp % ep == 0): router 2·T·H·E (replicated) plus 3·T·E for
-softmax / top-k; experts 2·T·k·3·H·I/tp (uniform routing). A step reads the weights of the
-local experts it activates in expectation, E/ep·(1 − (1 − k/E)^T), rounded to whole bytes.
+softmax / top-k; experts 2·T·k·3·H·I/tp (uniform routing), their gated activation
+ACTIVATION_FLOPS[activation] + 1 per element. A step reads the weights of the local experts
+it activates in expectation, E/ep·(1 − (1 − k/E)^T), rounded to whole bytes.
 
 Under attention data parallelism (``step.dp`` = D > 1 groups of tp devices, W = tp·D) the
 experts are spread over all W devices: ``ep`` groups (ep | W) of W/ep devices each splitting an
@@ -22,18 +29,53 @@ group's all-gather back to tp ranks keeps the all-reduce term of tensor parallel
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import attrs
 import numpy
 
 from ..dtypes import DType, matrices_nbytes
-from ..errors import ParallelismError
+from ..errors import ConfigError, ParallelismError
 from ..workload import LayerCost, Step, round_int
 from .base import Layer, require_divides
 
-__all__ = ["GatedMLP", "MoE", "ACT_FLOPS_PER_ELEMENT", "ROUTER_FLOPS_PER_LOGIT", "expected_active_experts"]
+__all__ = ["MLP", "GatedMLP", "MoE", "ACT_FLOPS_PER_ELEMENT", "ACTIVATION_FLOPS", "HF_ACTIVATIONS",
+           "ROUTER_FLOPS_PER_LOGIT", "activation_name", "expected_active_experts"]
 
-ACT_FLOPS_PER_ELEMENT = 5
+ACTIVATION_FLOPS: Mapping[str, int] = {
+    "silu": 4,        # x·sigmoid(x): exp, +1, reciprocal, ·x
+    "gelu": 5,        # 0.5·x·(1 + erf(x/√2)): ·(1/√2), erf, +1, ·x, ·0.5
+    "gelu_tanh": 9,   # 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))): x³ (2), ·c, +x, ·√(2/π), tanh, +1, ·x, ·0.5
+    "quick_gelu": 5,  # x·sigmoid(1.702·x): ·1.702, exp, +1, reciprocal, ·x
+    "relu": 1,        # max(x, 0)
+    "relu2": 2,       # relu(x)²: max, square
+}
+"""FLOPs per intermediate element of each activation (a gated MLP adds 1 for the product with up)."""
+
+HF_ACTIVATIONS: Mapping[str, str] = {
+    "silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh", "gelu_tanh": "gelu_tanh", "quick_gelu": "quick_gelu", "relu": "relu",
+    "relu2": "relu2",
+}
+"""transformers' ``hidden_act`` / ``activation_function`` spellings -> the activation counted
+(gelu_new, gelu_fast and gelu_pytorch_tanh are the same tanh approximation)."""
+
+ACT_FLOPS_PER_ELEMENT = ACTIVATION_FLOPS["silu"] + 1  # SwiGLU: silu(gate)·up
 ROUTER_FLOPS_PER_LOGIT = 3
+
+
+def activation_name(name, where: str = "config", key: str = "hidden_act") -> str:
+    """The counted activation of a transformers activation name; ConfigError for one Mantile
+    does not know (naming the key, the value and the known ones)."""
+    if isinstance(name, str) and name in HF_ACTIVATIONS:
+        return HF_ACTIVATIONS[name]
+    raise ConfigError(f"{where}: {key}={name!r} is not a supported activation "
+                      f"(one of {', '.join(sorted(HF_ACTIVATIONS))})")
+
+
+def _check_activation(instance, attribute, value) -> None:
+    if value not in ACTIVATION_FLOPS:
+        raise ValueError(f"'{attribute.name}' must be one of {sorted(ACTIVATION_FLOPS)} (got {value!r})")
 
 
 def expected_active_experts(experts_local, num_experts: int, top_k: int, tokens):
@@ -44,8 +86,10 @@ def expected_active_experts(experts_local, num_experts: int, top_k: int, tokens)
 
 
 @attrs.frozen(kw_only=True)
-class GatedMLP(Layer):
-    """gate/up hidden → intermediate, down intermediate → hidden, SwiGLU."""
+class MLP(Layer):
+    """up (and gate, when ``gated``) hidden → intermediate, ``activation``, down intermediate →
+    hidden; ``bias`` on every projection. Non-gated by default (GPT-2, GPT-NeoX, Falcon,
+    Phi-2, StarCoder2); :class:`GatedMLP` is the gated form (SwiGLU, GeGLU)."""
 
     kind: str = "mlp"
     hidden: int
@@ -53,41 +97,71 @@ class GatedMLP(Layer):
     weight_dtype: DType
     bias_dtype: DType
     bias: bool = False
+    gated: bool = False
+    activation: str = attrs.field(default="silu", validator=_check_activation)
+
+    @property
+    def _inputs(self) -> int:
+        """Projections from hidden: 2 (gate and up) when gated, else 1."""
+        return 1 + self.gated
+
+    def _weights(self, inter):
+        return (self._inputs + 1) * self.hidden * inter
+
+    def _biases(self, inter):
+        return self.bias * (self._inputs * inter + self.hidden)
 
     def params(self) -> int:
-        return 3 * self.hidden * self.intermediate + self.bias * (2 * self.intermediate + self.hidden)
+        return self._weights(self.intermediate) + self._biases(self.intermediate)
 
     def weight_bytes(self) -> int:
         return (matrices_nbytes(self.weight_dtype, self._matrices(self.intermediate))
-                + self.bias_dtype.nbytes(self.bias * (2 * self.intermediate + self.hidden)))
+                + self.bias_dtype.nbytes(self._biases(self.intermediate)))
 
     def _matrices(self, inter):
-        """(count, rows, cols): gate and up (inter × hidden), down (hidden × inter)."""
-        return [(2, inter, self.hidden), (1, self.hidden, inter)]
+        """(count, rows, cols): up (and gate) (inter × hidden), down (hidden × inter)."""
+        return [(self._inputs, inter, self.hidden), (1, self.hidden, inter)]
 
     def check_parallelism(self, tp: int, ep: int) -> None:
         require_divides("tp", tp, "intermediate_size", self.intermediate)
 
+    @property
+    def act_flops_per_element(self) -> int:
+        """ACTIVATION_FLOPS[activation], + 1 for the product with up when gated."""
+        return ACTIVATION_FLOPS[self.activation] + self.gated
+
+    def describe(self) -> dict:
+        return {"intermediate": self.intermediate, "gated": self.gated, "activation": self.activation,
+                "bias": self.bias}
+
     def cost(self, step: Step) -> LayerCost:
         tokens, hidden = step.tokens, self.hidden
         inter = self.intermediate // step.tp
-        matmul = 2 * tokens * hidden * 2 * inter + 2 * tokens * inter * hidden
-        bias = self.bias * tokens * (2 * inter + hidden)
+        matmul = 2 * tokens * hidden * self._inputs * inter + 2 * tokens * inter * hidden
+        bias = self.bias * tokens * (self._inputs * inter + hidden)
         resident = (matrices_nbytes(self.weight_dtype, self._matrices(inter))
-                    + self.bias_dtype.nbytes(self.bias * (2 * inter + hidden)))
+                    + self.bias_dtype.nbytes(self._biases(inter)))
         parallel = step.tp > 1
         act = step.act_dtype
         return LayerCost(
-            flops=matmul + ACT_FLOPS_PER_ELEMENT * tokens * inter + bias,
+            flops=matmul + self.act_flops_per_element * tokens * inter + bias,
             matmul_flops=matmul,
             weight_bytes=resident,
             resident_weight_bytes=resident,
-            activation_bytes=act.nbytes(tokens * (3 * inter + hidden)),
+            activation_bytes=act.nbytes(tokens * ((2 + self.gated) * inter + hidden)),
             comm_bytes=act.nbytes(tokens * hidden) * parallel,
             collectives=1 * parallel,
             kernels=3 + 1 * parallel,
             gemm_dtype=self.weight_dtype.compute_name,
         )
+
+
+@attrs.frozen(kw_only=True)
+class GatedMLP(MLP):
+    """gate/up hidden → intermediate, down intermediate → hidden: act(gate)·up, SwiGLU by
+    default (``activation="gelu_tanh"`` is GeGLU)."""
+
+    gated: bool = True
 
 
 @attrs.frozen(kw_only=True)
@@ -108,6 +182,12 @@ class MoE(Layer):
     shared_intermediate: int = 0
     shared_gate: bool = False
     shared_dtype: DType | None = None
+    activation: str = attrs.field(default="silu", validator=_check_activation)
+
+    @property
+    def act_flops_per_element(self) -> int:
+        """The experts' gated activation: ACTIVATION_FLOPS[activation] + 1."""
+        return ACTIVATION_FLOPS[self.activation] + 1
 
     # --- parameter bookkeeping -------------------------------------------------------
     def _expert_weights(self, inter) -> int:
@@ -189,10 +269,10 @@ class MoE(Layer):
         routed = pooled * self.top_k  # token-expert assignments over the whole layer
         elementwise = (
             ROUTER_FLOPS_PER_LOGIT * tokens * self.experts + self.router_bias * tokens * self.experts
-            + ACT_FLOPS_PER_ELEMENT * routed * self.intermediate // world
+            + self.act_flops_per_element * routed * self.intermediate // world
             + self.expert_bias * routed * (2 * inter + hidden) // ep  # rank 0 of a group adds the down bias
             + routed * hidden // ep  # weighting and summing the k expert outputs
-            + ACT_FLOPS_PER_ELEMENT * tokens * shared
+            + self.act_flops_per_element * tokens * shared
         )
         parallel = tp > 1
         act = step.act_dtype

@@ -1,10 +1,21 @@
 """Layer types for the architectures the core knows, built from a ModelConfig.
 
 Biases implied by an architecture are included: Qwen2 / Qwen2-MoE have q/k/v biases, Llama
-follows ``attention_bias`` / ``mlp_bias``, Qwen3 has q/k RMSNorm and ``attention_bias``.
+follows ``attention_bias`` / ``mlp_bias``, Qwen3 has q/k RMSNorm and ``attention_bias``; the
+MLP's activation is ``hidden_act`` (silu for all of them).
+
+:func:`decoder_slots` describes any decoder stack of the same family of shapes from a
+:class:`DecoderLayout` (module names, the block's sublayers in order, an optional learned
+position embedding, an optional final norm): the sequential pre-norm block (Llama), the
+parallel block with one shared norm (GPT-J, Falcon-7B, Phi-2, Cohere: norm, attention, mlp),
+two norms (GPT-NeoX, Falcon-40B: the same slots as sequential, the residual wiring costs
+nothing), or post-sublayer norms (OLMo-2). Plugins describe their families with it instead of
+copying the stack.
 """
 
 from __future__ import annotations
+
+import attrs
 
 from .. import checks
 from ..config import ModelConfig
@@ -12,28 +23,59 @@ from ..errors import ConfigError
 from ..records import LayerSlot, LayerType
 from ..rope import rotary_dim
 from .attention import Attention
-from .mlp import GatedMLP, MoE
-from .simple import Embedding, LMHead, RMSNorm
+from .mlp import GatedMLP, MoE, activation_name
+from .simple import Embedding, LMHead, PositionEmbedding, RMSNorm
 
-__all__ = ["STANDARD_MODEL_TYPES", "CORE_LAYER_TYPES", "standard_slots", "attention_kwargs", "moe_kwargs"]
+__all__ = ["STANDARD_MODEL_TYPES", "CORE_LAYER_TYPES", "DecoderLayout", "STANDARD_LAYOUT", "decoder_slots",
+           "standard_slots", "attention_kwargs", "moe_kwargs", "mlp_kwargs"]
 
 STANDARD_MODEL_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe"})
+
+
+@attrs.frozen
+class DecoderLayout:
+    """Module names and block structure of a decoder stack.
+
+    ``block`` lists the (kind, module suffix) sublayers of decoder block i in order; kind "mlp"
+    becomes "moe" on the layers ``config.moe_layers`` marks. ``positions`` names a learned
+    absolute position embedding (kind "position_embedding"), ``final_norm`` the norm before
+    the head (None: none).
+    """
+
+    embedding: str = "model.embed_tokens"
+    layers: str = "model.layers"
+    block: tuple[tuple[str, str], ...] = (("norm", "input_layernorm"), ("attention", "self_attn"),
+                                          ("norm", "post_attention_layernorm"), ("mlp", "mlp"))
+    positions: str | None = None
+    final_norm: str | None = "model.norm"
+    lm_head: str = "lm_head"
+
+
+STANDARD_LAYOUT = DecoderLayout()
+
+
+def decoder_slots(config: ModelConfig, layout: DecoderLayout = STANDARD_LAYOUT) -> list[LayerSlot]:
+    """Slots of a decoder stack: embedding (and position embedding); per block the
+    ``layout.block`` sublayers (mlp or moe per ``config.moe_layers``); final norm; LM head."""
+    slots = [LayerSlot("embedding", None, layout.embedding)]
+    if layout.positions:
+        slots.append(LayerSlot("position_embedding", None, layout.positions))
+    for i in range(config.num_layers):
+        prefix = f"{layout.layers}.{i}"
+        for kind, suffix in layout.block:
+            if kind == "mlp" and config.moe_layers[i]:
+                kind = "moe"
+            slots.append(LayerSlot(kind, i, f"{prefix}.{suffix}"))
+    if layout.final_norm:
+        slots.append(LayerSlot("norm", None, layout.final_norm))
+    slots.append(LayerSlot("lm_head", None, layout.lm_head))
+    return slots
 
 
 def standard_slots(config: ModelConfig) -> list[LayerSlot]:
     """The standard decoder stack: embedding; per block input norm, attention,
     post-attention norm, MLP or MoE; final norm; LM head."""
-    slots = [LayerSlot("embedding", None, "model.embed_tokens")]
-    for i in range(config.num_layers):
-        prefix = f"model.layers.{i}"
-        slots += [
-            LayerSlot("norm", i, f"{prefix}.input_layernorm"),
-            LayerSlot("attention", i, f"{prefix}.self_attn"),
-            LayerSlot("norm", i, f"{prefix}.post_attention_layernorm"),
-            LayerSlot("moe" if config.moe_layers[i] else "mlp", i, f"{prefix}.mlp"),
-        ]
-    slots += [LayerSlot("norm", None, "model.norm"), LayerSlot("lm_head", None, "lm_head")]
-    return slots
+    return decoder_slots(config, STANDARD_LAYOUT)
 
 
 def attention_kwargs(config: ModelConfig, slot: LayerSlot) -> dict:
@@ -66,10 +108,21 @@ def _attention(config: ModelConfig, slot: LayerSlot) -> Attention:
                      o_bias=o_bias, qk_norm=mt in ("qwen3", "qwen3_moe"))
 
 
+def mlp_kwargs(config: ModelConfig, slot: LayerSlot, *, key: str = "hidden_act", default: str = "silu") -> dict:
+    """Shape, dtype and activation arguments every MLP shares: hidden, intermediate_size,
+    weights in the quantization format unless excluded, biases in the checkpoint dtype, the
+    activation named by config key ``key`` (transformers' spelling, ConfigError if unknown)."""
+    if config.intermediate_size is None:
+        raise ConfigError(f"{config.where}: required key 'intermediate_size' is missing")
+    name = checks.get_str(config.raw, key, config.where, default=default)
+    return dict(name=slot.name, index=slot.index, hidden=config.hidden_size,
+                intermediate=config.intermediate_size, weight_dtype=config.weight_dtype(slot.name),
+                bias_dtype=config.dtype, activation=activation_name(name, config.where, key))
+
+
 def _mlp(config: ModelConfig, slot: LayerSlot) -> GatedMLP:
-    return GatedMLP(name=slot.name, index=slot.index, hidden=config.hidden_size,
-                    intermediate=config.intermediate_size, weight_dtype=config.weight_dtype(slot.name),
-                    bias_dtype=config.dtype, bias=checks.get_bool(config.raw, "mlp_bias", config.where, default=False))
+    return GatedMLP(**mlp_kwargs(config, slot),
+                    bias=checks.get_bool(config.raw, "mlp_bias", config.where, default=False))
 
 
 def moe_kwargs(config: ModelConfig, slot: LayerSlot) -> dict:
@@ -96,6 +149,11 @@ def _norm(config: ModelConfig, slot: LayerSlot) -> RMSNorm:
     return RMSNorm(name=slot.name, index=slot.index, hidden=config.hidden_size, dtype=config.dtype)
 
 
+def _position_embedding(config: ModelConfig, slot: LayerSlot) -> PositionEmbedding:
+    return PositionEmbedding(name=slot.name, index=slot.index, positions=config.max_position_embeddings,
+                             hidden=config.hidden_size, dtype=config.weight_dtype(slot.name, quantizable=False))
+
+
 def _lm_head(config: ModelConfig, slot: LayerSlot) -> LMHead:
     return LMHead(name=slot.name, index=slot.index, vocab=config.vocab_size, hidden=config.hidden_size,
                   dtype=config.weight_dtype(slot.name, quantizable=False), tied=config.tie_word_embeddings)
@@ -104,6 +162,8 @@ def _lm_head(config: ModelConfig, slot: LayerSlot) -> LMHead:
 CORE_LAYER_TYPES = [
     LayerType("embedding", "embedding", _embedding, description="token embedding, vocab-parallel"),
     LayerType("rmsnorm", "norm", _norm, description="RMSNorm, replicated"),
+    LayerType("learned-positions", "position_embedding", _position_embedding,
+              description="learned absolute position embedding (max_position_embeddings rows), replicated"),
     LayerType("lm-head", "lm_head", _lm_head, description="LM head (tied or not), vocab-parallel"),
     LayerType("gqa-attention", "attention", _attention, STANDARD_MODEL_TYPES,
               description="grouped-query attention with RoPE, architecture-implied biases, q/k norm"),

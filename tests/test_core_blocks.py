@@ -96,3 +96,21 @@ def test_decoder_slots_shapes():
     assert slots[4].name == "transformer.h.0.mlp" and slots[4].index == 0
     no_final = decoder_slots(config, DecoderLayout(final_norm=None))
     assert [s.kind for s in no_final][-2:] == ["mlp", "lm_head"]
+
+
+@pytest.mark.parametrize("tp", [1, 4])
+def test_attention_with_a_smaller_value_head_dim(tp):
+    # MiMo-V2-Flash-like: 8 heads, 2 KV heads, q/k head 24, v head 16, hidden 64
+    from mantile_core.layers import Attention
+
+    attn = Attention(hidden=64, heads=8, kv_heads=2, head_dim=24, v_head_dim=16, rotary_dim=8,
+                     weight_dtype=BF16, bias_dtype=BF16)
+    assert attn.params() == 64 * 8 * 24 + 64 * 2 * 24 + 64 * 2 * 16 + 8 * 16 * 64
+    c = attn.cost(step(2, 5, 3, tp=tp))
+    hl, kvl, tokens = 8 // tp, max(2 // tp, 1), 10
+    pairs = 2 * (5 * 3 + 5 * 6 // 2)
+    projection = 2 * tokens * 64 * (hl * 24 + kvl * 24 + kvl * 16) + 2 * tokens * hl * 16 * 64
+    attention = (2 * 24 + 2 * 16) * hl * pairs
+    assert c.matmul_flops == projection + attention and c.attention_flops == attention
+    assert c.flops == projection + attention + 3 * tokens * (hl + kvl) * 8 + 5 * hl * pairs + tokens * hl * 16
+    assert c.kv_cache_bytes == 2 * 2 * kvl * 8 * (24 + 16)  # batch 2, 8 positions written, K 24 + V 16

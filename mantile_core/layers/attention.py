@@ -1,16 +1,18 @@
 """Built-in grouped-query attention with RoPE and a KV cache.
 
 Counting (per device, T = batch·new_tokens query tokens, hl = heads/tp local query heads,
-kvl = local KV heads (replicated when tp > kv_heads), dh = head_dim, H = hidden):
+kvl = local KV heads (replicated when tp > kv_heads), dh = head_dim of q and k, dv = the value
+head dim (``v_head_dim``, default dh; MiMo-V2-Flash 128 vs 192), H = hidden):
 
-- projections: 2·T·H·(hl·dh + 2·kvl·dh) for q/k/v and 2·T·hl·dh·H for o_proj;
-- attention: 4·dh FLOPs per (query, key) pair per query head (QKᵀ and PV), pairs from the
-  layer's cache policy (causal prefill of S tokens: S(S+1)/2 per sequence);
+- projections: 2·T·H·(hl·dh + kvl·dh + kvl·dv) for q/k/v and 2·T·hl·dv·H for o_proj;
+- attention: 2·dh + 2·dv FLOPs per (query, key) pair per query head (QKᵀ and PV; 4·dh when
+  dv = dh), pairs from the layer's cache policy (causal prefill of S tokens: S(S+1)/2 per
+  sequence);
 - elementwise: bias adds (one FLOP per element they touch; o_proj bias once), RoPE
-  3 FLOPs per rotated element of q and k (x·cos + rotate(x)·sin), softmax 5 FLOPs per pair per
-  head (scale, max, subtract, exp, sum) plus 1 per output element (normalise), optional
-  q/k RMSNorm 4 per element;
-- KV cache: 2·batch·kvl·resident_positions·dh·bytes, resident positions from the policy;
+  3 FLOPs per rotated element of q and k (x·cos + rotate(x)·sin; rotary_dim 0: no RoPE),
+  softmax 5 FLOPs per pair per head (scale, max, subtract, exp, sum) plus 1 per output
+  element (normalise), optional per-head q/k RMSNorm 4 per element;
+- KV cache: batch·kvl·resident_positions·(dh + dv)·bytes, resident positions from the policy;
 - all-reduce after o_proj when tp > 1: T·H·activation bytes.
 """
 
@@ -45,6 +47,7 @@ class Attention(Layer):
     weight_dtype: DType
     bias_dtype: DType
     window: int | None = None
+    v_head_dim: int | None = None
     q_bias: bool = False
     k_bias: bool = False
     v_bias: bool = False
@@ -62,9 +65,14 @@ class Attention(Layer):
         """Attention width heads·head_dim (may differ from hidden)."""
         return self.heads * self.head_dim
 
+    @property
+    def value_dim(self) -> int:
+        """Value head dim: v_head_dim, or head_dim when not given."""
+        return self.v_head_dim or self.head_dim
+
     def _bias_elements(self, hl, kvl):
-        dh = self.head_dim
-        return (self.q_bias * hl * dh + self.k_bias * kvl * dh + self.v_bias * kvl * dh
+        dh, dv = self.head_dim, self.value_dim
+        return (self.q_bias * hl * dh + self.k_bias * kvl * dh + self.v_bias * kvl * dv
                 + self.o_bias * self.hidden)
 
     def extra_params(self, heads_local) -> int:
@@ -80,12 +88,14 @@ class Attention(Layer):
         return 0
 
     def _weight_elements(self, hl, kvl):
-        return self.hidden * (hl + 2 * kvl) * self.head_dim + hl * self.head_dim * self.hidden
+        dh, dv = self.head_dim, self.value_dim
+        return self.hidden * ((hl + kvl) * dh + kvl * dv) + hl * dv * self.hidden
 
     def _weight_matrices(self, hl, kvl):
-        """(count, rows, cols) of q, k, v (out × hidden) and o_proj (hidden × width)."""
-        dh = self.head_dim
-        return [(1, hl * dh, self.hidden), (2, kvl * dh, self.hidden), (1, self.hidden, hl * dh)]
+        """(count, rows, cols) of q, k, v (out × hidden) and o_proj (hidden × hl·dv)."""
+        dh, dv = self.head_dim, self.value_dim
+        return [(1, hl * dh, self.hidden), (1, kvl * dh, self.hidden), (1, kvl * dv, self.hidden),
+                (1, self.hidden, hl * dv)]
 
     def _small_elements(self, hl, kvl):
         """Bias, norm and extra parameters (stored in bias_dtype)."""
@@ -113,12 +123,15 @@ class Attention(Layer):
         return 2 * self.max_position * (self.rotary_dim // 2) * ROPE_TABLE_DTYPE_BYTES
 
     def describe(self) -> dict:
-        return {"mask": self.mask, "window": self.window, "heads": self.heads, "kv_heads": self.kv_heads,
-                "head_dim": self.head_dim, "rope_type": self.rope_type}
+        out = {"mask": self.mask, "window": self.window, "heads": self.heads, "kv_heads": self.kv_heads,
+               "head_dim": self.head_dim, "rope_type": self.rope_type}
+        if self.v_head_dim is not None and self.v_head_dim != self.head_dim:
+            out["v_head_dim"] = self.v_head_dim
+        return out
 
     def cost(self, step: Step) -> LayerCost:
         policy = step.policy(self.mask)
-        tp, dh, hidden = step.tp, self.head_dim, self.hidden
+        tp, dh, dv, hidden = step.tp, self.head_dim, self.value_dim, self.hidden
         hl = self.heads // tp
         kvl = local_kv_heads(self.kv_heads, tp)
         tokens = step.tokens
@@ -127,18 +140,18 @@ class Attention(Layer):
         resident = policy.resident_positions(step.written, window, step.kv_block)
         read = policy.read_positions(step.written, window, step.kv_block)
 
-        projection = 2 * tokens * hidden * (hl + 2 * kvl) * dh + 2 * tokens * hl * dh * hidden
-        attention = 4 * dh * hl * pairs
+        projection = 2 * tokens * hidden * ((hl + kvl) * dh + kvl * dv) + 2 * tokens * hl * dv * hidden
+        attention = 2 * (dh + dv) * hl * pairs
         matmul = projection + attention
         elementwise = (
             tokens * self._bias_elements(hl, kvl)
             + ROPE_FLOPS_PER_ELEMENT * tokens * (hl + kvl) * self.rotary_dim
             + SOFTMAX_FLOPS_PER_PAIR * hl * pairs
-            + tokens * hl * dh
+            + tokens * hl * dv
             + QK_NORM_FLOPS_PER_ELEMENT * tokens * (hl + kvl) * dh * self.qk_norm
             + self.extra_flops(step, hl, pairs)
         )
-        kv_row = 2 * kvl * dh  # K and V elements per position per sequence
+        kv_row = kvl * (dh + dv)  # K and V elements per position per sequence
         resident_weights = (matrices_nbytes(self.weight_dtype, self._weight_matrices(hl, kvl))
                             + self.bias_dtype.nbytes(self._small_elements(hl, kvl)))
         act = step.act_dtype
@@ -152,7 +165,7 @@ class Attention(Layer):
             kv_cache_bytes=step.kv_dtype.nbytes(step.batch * kv_row * resident),
             kv_read_bytes=step.kv_dtype.nbytes(step.batch * kv_row * read),
             kv_write_bytes=step.kv_dtype.nbytes(tokens * kv_row),
-            activation_bytes=act.nbytes(tokens * (2 * hl * dh + 2 * kvl * dh + hidden)),
+            activation_bytes=act.nbytes(tokens * (hl * (dh + dv) + kvl * (dh + dv) + hidden)),
             comm_bytes=act.nbytes(tokens * hidden) * parallel,
             collectives=1 * parallel,
             kernels=4 + self.qk_norm + self.extra_kernels() + 1 * parallel,

@@ -36,6 +36,9 @@ MODEL_TYPE_PLUGINS = {"gpt_oss": "mantile-gpt-oss-attention", "deepseek_v2": "ma
                       **dict.fromkeys(("mamba", "falcon_mamba", "mamba2", "jamba", "qwen3_next", "qwen3_5",
                                        "qwen3_5_moe", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h"),
                                       "mantile-recurrent")}
+MODEL_TYPE_PLUGINS.update(dict.fromkeys(
+    ("gpt2", "gpt_neox", "falcon", "RefinedWeb", "RefinedWebModel", "phi", "starcoder2", "cohere", "olmo", "olmo2",
+     "olmoe", "dbrx", "granite", "granitemoe", "glm4_moe", "minimax_m2", "mimo_v2_flash"), "mantile-decoder-zoo"))
 
 
 @attrs.frozen

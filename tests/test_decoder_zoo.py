@@ -317,3 +317,14 @@ def test_model_type_hints_name_the_zoo():
     from mantile_decoder_zoo.readers import MODEL_TYPES
 
     assert {MODEL_TYPE_PLUGINS[t] for t in MODEL_TYPES} == {"mantile-decoder-zoo"}
+
+
+def test_falcon_parallel_block_all_reduces_once():
+    # vLLM: reduce_row_parallel_results = not (new_decoder_architecture or parallel_attn)
+    model = mantile_core.load_model(ZOO / "falcon-40b.json")
+    step = _step(2, 3, 0, tp=8)
+    attn, mlp = _layer(model, "attention").cost(step), _layer(model, "mlp").cost(step)
+    assert attn.comm_bytes == 6 * 8192 * 2 and attn.collectives == 1
+    assert mlp.comm_bytes == 0 and mlp.collectives == 0
+    phi = _layer(mantile_core.load_model("phi-2"), "mlp").cost(step)  # Phi reduces attention and MLP apart
+    assert phi.comm_bytes == 6 * 2560 * 2 and phi.collectives == 1

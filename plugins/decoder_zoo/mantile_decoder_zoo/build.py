@@ -26,7 +26,7 @@ from mantile_core.records import LayerSlot
 
 from mantile_mla.moe import DeepSeekMoE
 
-from .layers import Scale, ScaledLMHead, ZooAttention
+from .layers import Scale, ScaledLMHead, ZooAttention, shared_reduce
 
 __all__ = ["zoo_slots", "build_norm", "build_attention", "build_mlp", "build_moe", "build_lm_head",
            "build_scale", "facts"]
@@ -86,12 +86,17 @@ def build_mlp(config: ModelConfig, slot: LayerSlot):
     without biases, its activation."""
     fields = _mlp_fields(config)
     cls = GatedMLP if fields["gated"] else MLP
+    if facts(config)["mlp"].get("shared_reduce"):
+        cls = _SHARED_REDUCE[cls]
     if config.intermediate_size is None:
         from mantile_core.errors import ConfigError
 
         raise ConfigError(f"{config.where}: required key 'intermediate_size' is missing")
     return cls(name=slot.name, index=slot.index, hidden=config.hidden_size, intermediate=config.intermediate_size,
                weight_dtype=config.weight_dtype(slot.name), bias_dtype=config.dtype, **fields)
+
+
+_SHARED_REDUCE = {MLP: shared_reduce(MLP), GatedMLP: shared_reduce(GatedMLP)}
 
 
 def build_moe(config: ModelConfig, slot: LayerSlot):

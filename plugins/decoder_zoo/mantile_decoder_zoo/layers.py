@@ -27,6 +27,11 @@ the same as separate ones) plus, each off by default:
 attention and MLP output): one FLOP per element, T·H per device (each rank scales the full
 reduced tensor).
 
+:func:`shared_reduce` — Falcon's parallel block under tensor parallelism: vLLM sums the
+attention and MLP outputs and all-reduces once (``reduce_row_parallel_results`` is false for
+parallel_attn / new_decoder_architecture), so the MLP carries no collective of its own: the
+attention's T·H all-reduce is the block's only one.
+
 :class:`Fp32RouterMoE` — mantile-mla's DeepSeek MoE with the router weight (E × H) stored in
 float32 (MiMo-V2-Flash).
 """
@@ -40,7 +45,7 @@ from mantile_core.layers.attention import QK_NORM_FLOPS_PER_ELEMENT
 from mantile_core.layers.simple import LAYERNORM_FLOPS_PER_ELEMENT
 from mantile_core.workload import LayerCost, Step
 
-__all__ = ["ZooAttention", "ScaledLMHead", "Scale", "Fp32RouterMoE", "ALIBI_FLOPS_PER_PAIR", "CLIP_FLOPS_PER_ELEMENT",
+__all__ = ["ZooAttention", "ScaledLMHead", "Scale", "Fp32RouterMoE", "shared_reduce", "ALIBI_FLOPS_PER_PAIR", "CLIP_FLOPS_PER_ELEMENT",
            "NORM_STAT_BYTES"]
 
 ALIBI_FLOPS_PER_PAIR = 1  # the precomputed slope·distance bias added to the logit
@@ -141,6 +146,24 @@ class Scale(Layer):
     def cost(self, step: Step) -> LayerCost:
         elements = step.tokens * self.hidden
         return LayerCost(flops=elements, activation_bytes=step.act_dtype.nbytes(elements), kernels=1)
+
+
+def shared_reduce(cls):
+    """A subclass of MLP class ``cls`` whose output is all-reduced together with the attention's
+    (no collective, no comm bytes, one kernel fewer under tp > 1)."""
+
+    @attrs.frozen(kw_only=True)
+    class SharedReduce(cls):
+        def describe(self) -> dict:
+            return super().describe() | {"all_reduce": "with attention"}
+
+        def cost(self, step: Step) -> LayerCost:
+            base = super().cost(step)
+            return attrs.evolve(base, comm_bytes=0 * base.comm_bytes, collectives=0 * base.collectives,
+                                kernels=base.kernels - base.collectives)
+
+    SharedReduce.__name__ = SharedReduce.__qualname__ = f"SharedReduce{cls.__name__}"
+    return SharedReduce
 
 
 def _deepseek_moe():

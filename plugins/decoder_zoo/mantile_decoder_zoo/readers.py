@@ -123,7 +123,8 @@ def read_falcon(raw: dict, where: str) -> dict:
     ``new_decoder_architecture`` (Falcon-40B/180B) has num_kv_heads KV heads and two norms
     (ln_attn, ln_mlp; one when num_ln_in_parallel_attn is 1). ``bias`` (default false) on every
     linear; MLP 4·hidden (ffn_hidden_size), gelu (``activation``); ``alibi`` replaces RoPE;
-    tied head (default true)."""
+    tied head (default true). In a parallel block engines all-reduce attention + MLP once
+    (vLLM's reduce_row_parallel_results)."""
     model_type = raw.get("model_type")
     hidden = checks.get_int(raw, "hidden_size", where, default=None) or checks.get_int(raw, "n_embed", where)
     layers = checks.get_int(raw, "num_hidden_layers", where, default=None, maximum=checks.MAX_LAYERS) \
@@ -160,7 +161,7 @@ def read_falcon(raw: dict, where: str) -> dict:
         names=dict(embedding="transformer.word_embeddings", layers="transformer.h", final_norm="transformer.ln_f"),
         attention=_attention(q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias, alibi=alibi, rotary=not alibi),
         mlp=dict(gated=False, bias=bias, activation=checks.get_str(raw, "activation", where, default="gelu"),
-                 key="activation"))
+                 key="activation", shared_reduce=parallel or new_arch))
     return out
 
 

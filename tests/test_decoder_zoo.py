@@ -49,6 +49,12 @@ def _falcon40b():
     return V * H + L * block + 2 * H
 
 
+def _falcon_rw_1b():
+    V, H, L = 50304, 2048, 24  # ALiBi, 32 heads MHA, sequential block, biases, tied
+    block = 2 * 2 * H + (H * 3 * H + 3 * H) + (H * H + H) + (H * 4 * H + 4 * H) + (4 * H * H + H)
+    return V * H + L * block + 2 * H
+
+
 def _phi2():
     V, H, L, I = 51200, 2560, 32, 10240
     block = 2 * H + 4 * (H * H + H) + (H * I + I) + (I * H + H)
@@ -133,6 +139,7 @@ TOTALS = {
     "gpt-neox-20b": (_neox20b, 20_554_567_680),
     "falcon-7b": (_falcon7b, 6_921_720_704),
     ZOO / "falcon-40b.json": (_falcon40b, 41_303_293_952),
+    ZOO / "falcon-rw-1b.json": (_falcon_rw_1b, 1_311_625_216),
     "phi-2": (_phi2, 2_779_683_840),
     "starcoder2-15b": (_starcoder2_15b, 15_957_889_024),
     "command-r": (_command_r, 34_980_831_232),
@@ -220,6 +227,16 @@ def test_alibi_has_no_rope_and_adds_one_flop_per_pair(tmp_path):
     assert alibi.cost(step).flops == rope.cost(step).flops - 3 * tokens * (71 + 1) * 64 + 71 * pairs
     assert alibi.cost(step).kv_cache_bytes == rope.cost(step).kv_cache_bytes == 2 * 10 * 2 * 64 * 2
     assert alibi.params() == rope.params()
+
+
+def test_falcon_rw_is_an_alibi_model_with_the_plain_kv_cache():
+    model = mantile_core.load_model(ZOO / "falcon-rw-1b.json")
+    attn = _layer(model, "attention")
+    assert (attn.alibi, attn.rotary_dim, attn.heads, attn.kv_heads) == (True, 0, 32, 32)
+    assert [layer.kind for layer in model.layers if layer.index == 0] == ["norm", "attention", "norm", "mlp"]
+    # 24 layers · 32 KV heads · 64 · (K, V) · 2 bytes per token, batch 2, 1000 + 1 tokens
+    caches = sum(layer.cost(_step(2, 1, 1000)).kv_cache_bytes for layer in model.layers)
+    assert caches == 24 * 2 * 1001 * 32 * 64 * 2 * 2
 
 
 def test_dbrx_reads_nested_keys_and_clips_qkv():

@@ -24,11 +24,13 @@ CHECKOUT_PATHS: dict[str, str] = {
     "mantile-mamba": "examples/mamba_mixer",
     "mantile-mla": "plugins/mla",
     "mantile-recurrent": "plugins/recurrent",
+    "mantile-decoder-zoo": "plugins/decoder_zoo",
 }
 
 CHECKOUT_REQUIRES: dict[str, tuple[str, ...]] = {
     "mantile-gpt-oss-attention": ("mantile-rope-yarn", "mantile-swa-cache"),
     "mantile-mla": ("mantile-rope-yarn",),
+    "mantile-decoder-zoo": ("mantile-swa-cache", "mantile-gpt-oss-attention", "mantile-mla"),
 }
 """The ``mantile-*`` requirements (besides mantile-core) of each checkout distribution."""
 

@@ -113,10 +113,17 @@ what Mantile counts: the measured cache is divided by heads / kv_heads."""
 def _hf_model(raw: dict):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.utils import logging
 
-    config = AutoConfig.for_model(**raw)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", experts_implementation="eager")
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()  # the tiny vocabularies do not hold the families' bos/eos ids
+    try:
+        config = AutoConfig.for_model(**raw)
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config, attn_implementation="eager",
+                                                 experts_implementation="eager")
+    finally:
+        logging.set_verbosity(level)
     model = model.to(torch.bfloat16).eval().requires_grad_(False)
     if raw["model_type"] in FP32_ROUTER:
         for module_name, module in model.named_modules():
@@ -174,7 +181,7 @@ def family_figures(key: str, *, batch: int = 2, prefill: int = 12) -> dict:
         cache = out.past_key_values
         kv_prefill = _cache_bytes(cache)
         with FlopCounterMode(display=False) as counter:
-            out = hf(ids[:, prefill:], past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = hf(ids[:, prefill:], cache=cache, use_cache=True, logits_to_keep=1)
         decode_flops = counter.get_total_flops()
         kv_decode = _cache_bytes(out.past_key_values)
     if key in KV_EXPANDED:

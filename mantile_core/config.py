@@ -125,10 +125,6 @@ def _max_config_bytes() -> int:
     return int(value)
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number (JSON has no NaN or Infinity)")
-
-
 def _depth_ok(data: Any, limit: int) -> bool:
     """True when no object / array in ``data`` nests deeper than ``limit`` (iterative)."""
     stack = [(data, 1)]
@@ -145,8 +141,11 @@ def _depth_ok(data: Any, limit: int) -> bool:
 def read_config_file(path: str | Path) -> dict:
     """Read and JSON-decode a config.json; any failure is a one-line ConfigError naming the
     path: missing or unreadable file, larger than MAX_CONFIG_BYTES, not UTF-8 (a UTF-8 BOM is
-    accepted; UTF-16/32 are named), invalid JSON, NaN / Infinity literals, integer literals
-    too long for Python to read, nesting deeper than MAX_CONFIG_DEPTH, or not an object."""
+    accepted; UTF-16/32 are named), invalid JSON, integer literals too long for Python to
+    read, nesting deeper than MAX_CONFIG_DEPTH, or not an object. ``NaN`` / ``Infinity``
+    literals are read as Python's json and transformers read them (published configs hold
+    ``time_step_limit: [0.0, Infinity]``): every key Mantile uses is checked finite where it
+    is read (:mod:`mantile_core.checks`), so a non-finite value there is an error naming it."""
     path = Path(path)
     shown = str(path) if len(str(path)) <= 200 else str(path)[:200] + "..."
     limit = _max_config_bytes()
@@ -174,12 +173,12 @@ def read_config_file(path: str | Path) -> dict:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{shown!r} is not UTF-8 text (byte {exc.start} is {raw[exc.start:exc.start + 1]!r})") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{shown!r} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise ConfigError(f"{shown!r} nests objects / arrays too deeply (at most {MAX_CONFIG_DEPTH} levels)") from None
-    except ValueError as exc:  # NaN / Infinity, or an integer literal over Python's digit limit
+    except ValueError as exc:  # an integer literal over Python's digit limit
         message = str(exc).split(";")[0].split("\n")[0]
         raise ConfigError(f"{shown!r} is not a valid config: {message}") from None
     if not isinstance(data, dict):

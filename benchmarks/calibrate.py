@@ -127,7 +127,7 @@ class Group:
         self.attention_dp = numpy.array([d["attention_dp"] for d in deployments])
         self.base_hw = estimates[0].hardware
         self.counts = tuple(len(p) for _, p in model.unique_layers)
-        fields = COST_FIELDS + ("resident_weight_bytes", "collectives", "kernels")
+        fields = COST_FIELDS + ("resident_weight_bytes", "collectives", "kernels", "attention_sequences")
         self.phases = {}
         for phase in ("decode", "request_prefill"):
             costs = []
@@ -202,7 +202,8 @@ def fit_family(family: dict, groups: dict, *, fitted_keys=None, verbose=True):
     """Fit one family's parameters on the fitted rows of its groups ({(hw, engine): Group});
     returns ({(param, scope): value}, loss)."""
     names = list(family)
-    bounds = [PARAMS[p][:2] for p, _ in names]
+    limits = {name: kernel_limits(name[0], family[name]) for name in names}
+    bounds = [limits[name][:2] for name in names]
     active = {key: (g, fitted_mask(g, fitted_keys)) for key, g in groups.items()
               if any(key in scopes for scopes in family.values())}
 
@@ -230,13 +231,13 @@ def fit_family(family: dict, groups: dict, *, fitted_keys=None, verbose=True):
                 err = numpy.log(pred[metric][mask] / group.measured[metric][mask])
                 total += w * float(numpy.sum(err ** 2))
             n += int(mask.sum())
-        prior = sum(PRIOR_WEIGHT * (math.log(values[name] / PARAMS[name[0]][2]) / math.log(2)) ** 2
+        prior = sum(PRIOR_WEIGHT * (math.log(values[name] / limits[name][2]) / math.log(2)) ** 2
                     for name in names)
         return total / max(n, 1) + prior
 
     t = time.time()
     rng = numpy.random.default_rng(0)
-    centre = pack({name: PARAMS[name[0]][2] for name in names})
+    centre = pack({name: limits[name][2] for name in names})
     best_z, best = centre, math.inf
     # multi-start: the prior centre and seeded random points around it, each polished by
     # Nelder-Mead with restarts; the best wins
@@ -249,6 +250,30 @@ def fit_family(family: dict, groups: dict, *, fitted_keys=None, verbose=True):
     if verbose:
         print(f"# fitted in {time.time() - t:.0f} s, loss {best:.5f}", file=sys.stderr)
     return unpack(best_z), best
+
+
+def kernel_limits(param: str, scopes) -> tuple[float, float, float]:
+    """(lower, upper, prior centre) of ``param`` for the (hardware, engine) groups ``scopes``:
+    ``PARAMS``, with the upper bound lowered to the physical bound the measured kernel tables
+    give (``kernels.toml`` [gpu.engine.bounds], the tightest over the scopes) and the centre
+    moved to the kernel tables' fitted value (geometric mean over the scopes), where they
+    cover the GPU (benchmarks/kernel_fit.py)."""
+    from mantile_core.hardware import kernel_figures
+
+    lo, hi, centre = PARAMS[param]
+    uppers, centres = [], []
+    for hardware, engine in scopes:
+        entry = kernel_figures().get(hardware, {}).get(engine, {})
+        if param in entry.get("bounds", {}):
+            uppers.append(float(entry["bounds"][param]))
+        if isinstance(entry.get(param), float):
+            centres.append(entry[param])
+    if uppers:
+        hi = max(min(hi, min(uppers)), lo * 1.5)
+    if centres:
+        centre = math.exp(sum(math.log(c) for c in centres) / len(centres))
+    centre = min(max(centre, lo * 1.02), hi * 0.98)
+    return lo, hi, centre
 
 
 def fitted_mask(group, fitted_keys):

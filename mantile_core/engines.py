@@ -72,8 +72,13 @@ class EngineProfile:
         return self._for(self.kv_dtype, hw)
 
     def calibrated(self, hw: HardwareSpec) -> HardwareSpec:
-        """``hw`` with this engine's calibration overrides for it (and the ``default`` ones)."""
-        overrides = dict(self.calibration.get("default", {})) | dict(self.calibration.get(hw.name, {}))
+        """``hw`` with this engine's kernel-level figures for it (``kernels.toml``, when the
+        engine is not the reference one) and its calibration overrides (the ``default`` ones,
+        then the GPU's)."""
+        from .hardware import REFERENCE_ENGINE, kernel_calibration
+
+        kernels = kernel_calibration(hw.name, self.name) if self.name != REFERENCE_ENGINE else {}
+        overrides = kernels | dict(self.calibration.get("default", {})) | dict(self.calibration.get(hw.name, {}))
         if not overrides:
             return hw
         return attrs.evolve(hw, calibration=attrs.evolve(hw.calibration, **overrides))

@@ -321,6 +321,18 @@ class Estimate:
                 }
         return rows  # type: ignore[return-value]
 
+    def bands(self) -> dict[str, list[float]]:
+        """Uncertainty bands ``ttft_ms_band``, ``tpot_ms_band``, ``throughput_tok_s_per_gpu_band``
+        ([lo, hi]) from the cross-validated error of the estimate's regime
+        (:mod:`mantile_core.uncertainty`); empty where none is bundled."""
+        from .uncertainty import bands
+
+        s = self.serving
+        values = {"ttft_ms": float(s.ttft_s) * 1e3, "tpot_ms": float(s.tpot_s) * 1e3,
+                  "throughput_tok_s_per_gpu": float(s.throughput_tok_s_per_gpu)}
+        return bands(self.hardware.name, values, input_len=self.input_len, output_len=self.output_len,
+                     batch=self.batch, tp=self.tp)
+
     def to_dict(self) -> dict[str, Any]:
         s = self.serving
         return {
@@ -348,6 +360,7 @@ class Estimate:
             "e2e_latency_ms": float(s.e2e_s) * 1e3,
             "throughput_tok_s_per_gpu": float(s.throughput_tok_s_per_gpu),
             "output_tok_s_per_gpu": float(s.output_tok_s_per_gpu),
+            **self.bands(),
             "prefill": self._phase_dict(self.prefill),
             "decode": self._phase_dict(self.decode),
             "memory": self.memory,

@@ -24,6 +24,9 @@ else:  # pragma: no cover - exercised on 3.10 only
 __all__ = ["Calibration", "HardwareSpec", "bundled_hardware", "get_hardware", "list_hardware"]
 
 DATA = Path(__file__).parent / "data" / "hardware.toml"
+KERNELS = Path(__file__).parent / "data" / "kernels.toml"
+REFERENCE_ENGINE = "vllm"
+"""The engine whose kernel-level figures (``kernels.toml``) are a GPU's own calibration."""
 PRECISION_ORDER = ("fp4", "fp8", "bf16")  # narrowest first
 
 
@@ -38,9 +41,16 @@ class Calibration:
     - ``mixed_gemm_efficiency``: factor on the GEMM rate when the weights are stored narrower
       than the activations' format (mxfp4 experts against bf16 or fp8 activations): the
       in-kernel dequantisation (Hopper's Marlin) or mixed-format MMA of the grouped expert
-      GEMMs these layers run.
+      GEMMs these layers run; ``mixed_gemm_half_rows``: their small-M falloff (rows per
+      expert at half rate; None: ``gemm_half_rows``), fitted on the measured MoE kernels.
     - ``attention_efficiency``: fraction of the bf16 peak the attention matmuls reach.
-    - ``memory_efficiency``: fraction of the HBM bandwidth streaming kernels reach.
+    - ``memory_efficiency``: fraction of the HBM bandwidth streaming kernels reach (weights,
+      activations); ``kv_memory_efficiency``: the fraction attention kernels reach streaming
+      the KV cache (None: ``memory_efficiency``).
+    - ``attention_overhead``: seconds an attention kernel costs beyond ``kernel_overhead``
+      (split-KV launch and combine); ``attention_sequence_overhead``: seconds per (sequence,
+      local KV head) pair it works on (a decode kernel's thread blocks per pair: ~20 ns on
+      H200, so 2048 sequences × 8 KV heads add ~0.33 ms however short the context).
     - ``kernel_overhead``: seconds each kernel costs beyond its roofline time (CUDA-graph
       replay gap, ramp-up and tail of a small grid).
     - ``eager_kernel_overhead``: host seconds to launch one kernel of a step that does not
@@ -62,8 +72,12 @@ class Calibration:
     gemm_efficiency: float = 0.7
     gemm_half_rows: float = 16.0
     mixed_gemm_efficiency: float = 1.0
+    mixed_gemm_half_rows: float | None = None
     attention_efficiency: float = 0.5
     memory_efficiency: float = 0.8
+    kv_memory_efficiency: float | None = None
+    attention_overhead: float = 0.0
+    attention_sequence_overhead: float = 0.0
     kernel_overhead: float = 4e-6
     eager_kernel_overhead: float = 0.0
     step_overhead: float = 1e-4
@@ -176,8 +190,29 @@ def _family(fmt: str) -> str:
     return "bf16"
 
 
+@functools.lru_cache(maxsize=None)
+def kernel_figures() -> dict:
+    """``data/kernels.toml``: kernel-level calibration per GPU and engine, fitted by
+    benchmarks/kernel_fit.py on measured kernel tables ({gpu: {engine: {parameter: value,
+    "provenance": {...}}}}); read once."""
+    if not KERNELS.is_file():
+        return {}
+    with KERNELS.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def kernel_calibration(hardware: str, engine: str) -> dict:
+    """The fitted kernel-level parameters of ``hardware`` under ``engine`` (no provenance);
+    empty when the tables do not cover them."""
+    entry = kernel_figures().get(hardware, {}).get(engine, {})
+    names = attrs.fields_dict(Calibration)
+    return {k: v for k, v in entry.items() if k in names}
+
+
 def _spec(name: str, entry: dict) -> HardwareSpec:
-    calibration = Calibration(**entry.get("calibration", {}))
+    # the reference engine's fitted kernel figures, then what hardware.toml states (serving-level
+    # figures, and kernel-level ones for GPUs the tables do not cover)
+    calibration = Calibration(**(kernel_calibration(name, REFERENCE_ENGINE) | entry.get("calibration", {})))
     return HardwareSpec(
         name=name,
         description=entry.get("description", name),

@@ -5,7 +5,7 @@ arrays (the sweep calls them as is); no Python ``if`` / ``min`` / ``max`` touche
 For a layer's :class:`~mantile_core.workload.LayerCost` on a :class:`HardwareSpec` with
 calibration ``cal`` (see docs/timing.md for the figures and where they come from)::
 
-    time = max(compute, memory) + kernels · cal.kernel_overhead + allreduce
+    time = max(compute, memory) + kernels · cal.kernel_overhead + attention + allreduce
 
 - compute = gemm + attention + vector, where
   gemm = (gemm FLOPs + 2 · gemm_half_rows · weight elements) / (peak(weights, activations)
@@ -17,11 +17,19 @@ calibration ``cal`` (see docs/timing.md for the figures and where they come from
   experts with bf16 activations run at the bf16 rate on Hopper, with fp8 activations at the
   fp8 rate on Blackwell); ``mixed`` is ``cal.mixed_gemm_efficiency`` when the weights are
   stored narrower than the activations (dequantised in the kernel, or a mixed-format MMA),
-  else 1.
+  else 1, and then the falloff's rows are ``cal.mixed_gemm_half_rows`` when set (the grouped
+  expert GEMMs' own tiles, fitted on measured MoE kernels).
   attention = attention_flops / (bf16 peak · attention_efficiency);
   vector = (flops − matmul_flops) / fp32 vector rate.
-- memory = weight bytes / (HBM · memory_efficiency) + (KV read + KV written + activations
-  written) / (HBM · memory_efficiency).
+- memory = (weight bytes + activations written) / (HBM · memory_efficiency) + (KV read + KV
+  written) / (HBM · kv_memory_efficiency): attention kernels stream the cache at their own
+  achieved bandwidth (FlashAttention decode on H200: ~4.15 TB/s on large caches).
+- attention = [layer has attention] · attention_overhead + attention_sequences ·
+  attention_sequence_overhead: a decode attention kernel's fixed cost beyond any kernel's
+  (split-KV launch and combine: ~10 µs a call on H200 against ~2.5 µs for a small GEMM) and
+  its cost per (sequence, local KV head) pair (its thread blocks: batch 2048 × 8 KV heads
+  ≈ 0.33 ms on H200 at a 16-token context). Fitted on measured kernels
+  (benchmarks/kernel_fit.py).
 - allreduce (``collectives`` calls of payload p = comm_bytes / collectives over n = tp devices,
   link bandwidth B · allreduce_efficiency, latency α): the faster of one-shot
   α + (n−1)·p/B (every device reads every peer's buffer: latency-optimal) and two-shot / ring
@@ -125,13 +133,18 @@ def alltoall_seconds(payload_bytes, calls, world, hw: HardwareSpec):
     return calls * (alpha + maximum(on, off))
 
 
+def _narrower(cost: LayerCost, hw: HardwareSpec) -> bool:
+    """Whether the layer's weights are stored narrower than the activations' format."""
+    activation = hw.calibration.activation_compute
+    return PRECISION_ORDER.index(_family(cost.gemm_dtype)) < PRECISION_ORDER.index(_family(activation))
+
+
 def _gemm_rate(cost: LayerCost, hw: HardwareSpec):
     """FLOP/s of the layer's GEMMs before the small-M falloff: the wider of the weight and
     activation formats' peak, times gemm_efficiency, times mixed_gemm_efficiency when the
     weights are narrower than the activations."""
     cal = hw.calibration
-    narrower = PRECISION_ORDER.index(_family(cost.gemm_dtype)) < PRECISION_ORDER.index(_family(cal.activation_compute))
-    mixed = cal.mixed_gemm_efficiency if narrower else 1.0
+    mixed = cal.mixed_gemm_efficiency if _narrower(cost, hw) else 1.0
     return hw.peak_for(cost.gemm_dtype) * cal.gemm_efficiency * mixed
 
 
@@ -142,18 +155,25 @@ def layer_times(cost: LayerCost, step: Step, hw: HardwareSpec) -> LayerTimes:
     bits = BITS_PER_ELEMENT.get(cost.gemm_dtype, 16.0)
     weight_elements = cost.weight_bytes * 8.0 / bits
     gemm_rate = _gemm_rate(cost, hw)
+    half_rows = cal.gemm_half_rows
+    if cal.mixed_gemm_half_rows is not None and _narrower(cost, hw):
+        half_rows = cal.mixed_gemm_half_rows
     # the falloff term only where there is a GEMM (an embedding gathers rows, no matmul)
-    tile = (gemm_flops > 0) * 2.0 * cal.gemm_half_rows * weight_elements / gemm_rate
+    tile = (gemm_flops > 0) * 2.0 * half_rows * weight_elements / gemm_rate
     attention_rate = hw.peak_for("bf16", "bf16") * cal.attention_efficiency
     compute = (gemm_flops / gemm_rate + tile + cost.attention_flops / attention_rate
                + (cost.flops - cost.matmul_flops) / hw.vector_flops)
     bandwidth = hw.hbm_bandwidth * cal.memory_efficiency
+    kv_efficiency = cal.memory_efficiency if cal.kv_memory_efficiency is None else cal.kv_memory_efficiency
     weight_memory = cost.weight_bytes / bandwidth
-    other_memory = (cost.kv_read_bytes + cost.kv_write_bytes + cost.activation_bytes) / bandwidth
+    other_memory = (cost.activation_bytes / bandwidth
+                    + (cost.kv_read_bytes + cost.kv_write_bytes) / (hw.hbm_bandwidth * kv_efficiency))
     comm = (allreduce_seconds(cost.comm_bytes, cost.collectives, step.tp, hw)
             + alltoall_seconds(cost.alltoall_bytes, cost.alltoalls, step.tp * step.dp, hw))
+    sequences = cost.attention_sequences
+    attention = (sequences > 0) * cal.attention_overhead + sequences * cal.attention_sequence_overhead
     return LayerTimes(compute=compute, tile=tile, weight_memory=weight_memory, other_memory=other_memory,
-                      overhead=cost.kernels * cal.kernel_overhead, comm=comm)
+                      overhead=cost.kernels * cal.kernel_overhead + attention, comm=comm)
 
 
 def layer_seconds(cost: LayerCost, step: Step, hw: HardwareSpec):

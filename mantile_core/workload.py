@@ -124,7 +124,10 @@ class LayerCost:
     - ``comm_bytes``: collective payload (all-reduce: tokens·hidden·bytes); ``collectives``:
       how many collectives; ``alltoall_bytes``: bytes this device sends in all-to-alls (MoE
       dispatch + combine under attention data parallelism), ``alltoalls``: how many; ``kernels``: kernel launches; ``gemm_dtype``: the format the
-      layer's main GEMMs are stored in (timing picks the tensor-core rate from it).
+      layer's main GEMMs are stored in (timing picks the tensor-core rate from it);
+      ``attention_sequences``: the (sequence, local KV head) pairs the attention kernel
+      works on, batch · kv_heads_local (0 for a layer without attention): decode
+      attention kernels cost a fixed time per pair (timing's ``attention_sequence_overhead``).
     """
 
     flops: Int = 0
@@ -143,6 +146,7 @@ class LayerCost:
     alltoalls: Int = 0
     kernels: Int = 0
     gemm_dtype: str = "bf16"
+    attention_sequences: Int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Plain ints (the JSON contract's per-phase object, less time)."""

@@ -139,10 +139,17 @@ def print_report(result, doc: dict, kv_given: bool = False) -> None:
     if words:
         print(f"KV cache: {words}" if result.kv_policies else f"no KV cache: {words}")
     mean = "benchmark mean" if bench else "mean"
+
+    def band(key: str) -> str:
+        """The cross-validated uncertainty band, when bundled (docs/json.md)."""
+        lo_hi = doc.get(f"{key}_band")
+        return f" (band {sig(lo_hi[0])}–{sig(lo_hi[1])})" if lo_hi else ""
+
     print_table(None, ["metric", "value"], [
-        (f"TTFT ({mean})", f"{sig(doc['ttft_ms'])} ms"),
-        (f"TPOT ({mean})", f"{sig(doc['tpot_ms'])} ms"),
-        (f"throughput per GPU, input + output ({mean})", f"{sig(doc['throughput_tok_s_per_gpu'])} tok/s"),
+        (f"TTFT ({mean})", f"{sig(doc['ttft_ms'])} ms" + band("ttft_ms")),
+        (f"TPOT ({mean})", f"{sig(doc['tpot_ms'])} ms" + band("tpot_ms")),
+        (f"throughput per GPU, input + output ({mean})", f"{sig(doc['throughput_tok_s_per_gpu'])} tok/s"
+         + band("throughput_tok_s_per_gpu")),
         (f"output tokens per GPU ({mean})", f"{sig(doc['output_tok_s_per_gpu'])} tok/s"),
         ("one request's prompt step", f"{sig(float(result.request_prefill.seconds_total) * 1e3)} ms"),
         (f"prefill of the batch's {doc['batch']} prompt{'s' if doc['batch'] != 1 else ''} in one step", f"{sig(doc['prefill']['time_ms'])} ms, {si(doc['prefill']['flops'], 'FLOP')}"),

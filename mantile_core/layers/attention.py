@@ -170,4 +170,5 @@ class Attention(Layer):
             collectives=1 * parallel,
             kernels=4 + self.qk_norm + self.extra_kernels() + 1 * parallel,
             gemm_dtype=self.weight_dtype.compute_name,
+            attention_sequences=step.batch * kvl,
         )

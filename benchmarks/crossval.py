@@ -1,0 +1,176 @@
+"""Cross-validation of the serving calibration: leave a whole regime out, and no serving data.
+
+For each split the serving-level parameters of benchmarks/calibrate.py are refitted on the rows
+of the regimes kept (same families, bounds and priors; fewer Nelder–Mead starts, ``--starts``)
+and every held-out row is predicted; the table gives the MAPE of TPOT, TTFT and throughput per
+GPU over the held-out rows. Splits (single-node rows only):
+
+- leave-one-length-out: each of 1k/1k, 1k/8k, 8k/1k held out in turn;
+- leave-concurrency-out: concurrency ≥ 64 held out (fit on ≤ 32), and the reverse;
+- leave-TP-out: TP 1–2 held out (fit on TP ≥ 4), and the reverse;
+- no serving data: no row fitted; kernel-level figures from the measured kernel tables
+  (``mantile_core/data/kernels.toml``, benchmarks/kernel_fit.py) and the serving-level ones at
+  the engine defaults (the prior centres of calibrate.py's ``PARAMS``: request overhead 20 ms,
+  host launch 20 µs per kernel, attention-DP hold 10 steps), for the GPUs the tables cover;
+- random half (secondary): the bundled calibration (fitted on split seed 0) on the other half.
+
+Writes ``benchmarks/crossval.md`` (read into FIDELITY.md by benchmarks/fidelity.py) and
+``mantile_core/data/uncertainty.toml`` (the per-GPU, per-regime errors the estimate's
+uncertainty bands come from; docs/json.md). Run from the repository root (a few minutes):
+
+    .venv/bin/python benchmarks/crossval.py --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import attrs
+import numpy
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import calibrate  # noqa: E402
+
+GPUS = ("h100", "h200", "b200", "mi355x")
+METRICS = ("tpot_ms", "ttft_ms", "throughput_tok_s_per_gpu")
+LABELS = {"tpot_ms": "TPOT", "ttft_ms": "TTFT", "throughput_tok_s_per_gpu": "throughput/GPU"}
+LENGTHS = {"1k/1k": (1024, 1024), "1k/8k": (1024, 8192), "8k/1k": (8192, 1024)}
+# split name -> (regime class it holds out, predicate on a Measurement: True = held out)
+SPLITS = {
+    "leave 1k/1k out": ("length 1k/1k", lambda m: (m.isl, m.osl) == LENGTHS["1k/1k"]),
+    "leave 1k/8k out": ("length 1k/8k", lambda m: (m.isl, m.osl) == LENGTHS["1k/8k"]),
+    "leave 8k/1k out": ("length 8k/1k", lambda m: (m.isl, m.osl) == LENGTHS["8k/1k"]),
+    "leave concurrency >= 64 out": ("concurrency high", lambda m: m.concurrency >= 64),
+    "leave concurrency <= 32 out": ("concurrency low", lambda m: m.concurrency <= 32),
+    "leave TP 1-2 out": ("tp low", lambda m: (m.tp or 1) <= 2),
+    "leave TP >= 4 out": ("tp high", lambda m: (m.tp or 1) >= 4),
+}
+DEFAULT_SERVING = {"request_overhead": 0.02, "eager_kernel_overhead": 2e-5, "attention_dp_wait_steps": 10.0}
+
+
+def mape(pred, measured, mask):
+    return 100 * float(numpy.mean(numpy.abs(pred[mask] / measured[mask] - 1))) if mask.any() else float("nan")
+
+
+def held_errors(groups, predictions, held):
+    """{gpu: {metric: MAPE}} over the held-out rows, and the per-row errors."""
+    out = {}
+    for gpu in GPUS:
+        per = {m: [] for m in METRICS}
+        for key, group in groups.items():
+            if key[0] != gpu or key not in predictions:
+                continue
+            mask = held[key]
+            for metric in METRICS:
+                per[metric] += list(numpy.abs(predictions[key][metric][mask] / group.measured[metric][mask] - 1))
+        out[gpu] = {m: (100 * float(numpy.mean(v)) if v else float("nan")) for m, v in per.items()}
+        out[gpu]["rows"] = len(per["tpot_ms"])
+    return out
+
+
+def fit_and_predict(groups, fitted_keys):
+    predictions = {}
+    for family in calibrate.FAMILIES.values():
+        values, _ = calibrate.fit_family(family, groups, fitted_keys=fitted_keys, verbose=False)
+        for key, group in groups.items():
+            if any(key in scopes for scopes in family.values()):
+                predictions[key] = group.predict(calibrate.calibration_for(family, values, group))
+    return predictions
+
+
+def no_serving_predictions(groups):
+    from mantile_core.hardware import Calibration, kernel_calibration
+
+    predictions = {}
+    for key, group in groups.items():
+        kernels = kernel_calibration(*key)
+        if not kernels:
+            continue
+        calibration = Calibration(**(kernels | DEFAULT_SERVING))
+        predictions[key] = group.predict(calibration)
+    return predictions
+
+
+def fmt(x):
+    return "–" if x != x else f"{x:.1f}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--starts", type=int, default=2, help="Nelder–Mead starts per fit (calibrate uses 6)")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args(argv)
+    calibrate.STARTS = args.starts
+
+    from mantile_core import load_model
+    from mantile_core.reconcile import read_measurements, split_rows
+
+    model = load_model("gpt-oss-120b")
+    measurements = [m for m in read_measurements(calibrate.DATA) if not m.disaggregated]
+    by_group: dict = {}
+    for m in measurements:
+        by_group.setdefault((m.hardware, m.engine), []).append(m)
+    groups = {key: calibrate.Group(ms, model) for key, ms in sorted(by_group.items())}
+
+    results = {}
+    for name, (regime, held_out) in SPLITS.items():
+        fitted_keys = {m.key for m in measurements if not held_out(m)}
+        held = {key: numpy.array([held_out(m) for m in g.rows]) for key, g in groups.items()}
+        predictions = fit_and_predict(groups, fitted_keys)
+        results[name] = (regime, held_errors(groups, predictions, held))
+        print(f"# {name}: " + "; ".join(f"{gpu} " + ", ".join(fmt(results[name][1][gpu][m]) for m in METRICS)
+                                        for gpu in GPUS), file=sys.stderr)
+    everything = {key: numpy.ones(len(g.rows), dtype=bool) for key, g in groups.items()}
+    results["no serving data"] = ("no serving data", held_errors(groups, no_serving_predictions(groups), everything))
+    seed0 = split_rows(measurements, seed=0)
+    held = {key: numpy.array([m.key not in seed0 for m in g.rows]) for key, g in groups.items()}
+    bundled = {key: g.predict(g.base_hw.calibration) for key, g in groups.items()}
+    results["random half (seed 0)"] = ("random", held_errors(groups, bundled, held))
+
+    lines = ["**Cross-validation: held-out MAPE % per GPU** (single-node rows; each split refits the "
+             "serving calibration on the rows it keeps and predicts the rows it leaves out; `benchmarks/crossval.py`)", "",
+             "| split | " + " | ".join(f"{gpu.upper()} TPOT / TTFT / thr." for gpu in GPUS) + " |",
+             "|---|" + "---:|" * len(GPUS)]
+    for name, (_, errs) in results.items():
+        lines.append(f"| {name} | " + " | ".join(
+            ("–" if errs[gpu]["rows"] == 0 or errs[gpu]["tpot_ms"] != errs[gpu]["tpot_ms"] else
+             " / ".join(fmt(errs[gpu][m]) for m in METRICS) + f" ({errs[gpu]['rows']})") for gpu in GPUS) + " |")
+    regime_splits = [n for n in SPLITS]
+    worst = {m: max(results[n][1][g][m] for n in regime_splits for g in GPUS
+                    if results[n][1][g]["rows"] and results[n][1][g][m] == results[n][1][g][m]) for m in METRICS}
+    lines += ["", "Worst leave-regime-out held-out MAPE over GPUs and splits: "
+              + ", ".join(f"{LABELS[m]} {worst[m]:.1f} %" for m in METRICS) + "."]
+    ns = results["no serving data"][1]
+    lines += ["No serving data (kernel tables + engine defaults): "
+              + "; ".join(f"{g.upper()} TPOT {fmt(ns[g]['tpot_ms'])} %, TTFT {fmt(ns[g]['ttft_ms'])} %, "
+                          f"throughput {fmt(ns[g]['throughput_tok_s_per_gpu'])} %" for g in ("h100", "h200", "b200")) + ".", ""]
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        (HERE / "crossval.md").write_text(text + "\n")
+        out = ["# Cross-validated MAPE (%) per GPU, regime and metric: the uncertainty bands of an estimate",
+               "# (docs/json.md). Written by benchmarks/crossval.py; do not edit by hand. `no_serving_data` applies",
+               "# to GPUs without serving measurements (the largest of H100 / H200 / B200).", ""]
+        for gpu in GPUS:
+            out.append(f"[{gpu}]")
+            for name, (regime, errs) in results.items():
+                if regime in ("random", "no serving data") or not errs[gpu]["rows"]:
+                    continue
+                vals = ", ".join(f"{m} = {errs[gpu][m]:.2f}" for m in METRICS if errs[gpu][m] == errs[gpu][m])
+                out.append(f'"{regime}" = {{ {vals} }}')
+            out.append("")
+        out.append("[no_serving_data]")
+        vals = ", ".join(f"{m} = {max(ns[g][m] for g in ('h100', 'h200', 'b200') if ns[g][m] == ns[g][m]):.2f}"
+                         for m in METRICS)
+        out.append(f'"all" = {{ {vals} }}')
+        (HERE.parent / "mantile_core" / "data" / "uncertainty.toml").write_text("\n".join(out) + "\n")
+        print("wrote benchmarks/crossval.md, mantile_core/data/uncertainty.toml", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

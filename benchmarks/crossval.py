@@ -12,13 +12,17 @@ GPU over the held-out rows. Splits (single-node rows only):
   (``mantile_core/data/kernels.toml``, benchmarks/kernel_fit.py) and the serving-level ones at
   the engine defaults (the prior centres of calibrate.py's ``PARAMS``: request overhead 20 ms,
   host launch 20 µs per kernel, attention-DP hold 10 steps), for the GPUs the tables cover;
-- random half (secondary): the bundled calibration (fitted on split seed 0) on the other half.
+(The random half-split of the bundled calibration, the secondary line, is in FIDELITY.md's
+fitted / held-out table.)
 
 Writes ``benchmarks/crossval.md`` (read into FIDELITY.md by benchmarks/fidelity.py) and
 ``mantile_core/data/uncertainty.toml`` (the per-GPU, per-regime errors the estimate's
-uncertainty bands come from; docs/json.md). Run from the repository root (a few minutes):
+uncertainty bands come from; docs/json.md). Run from the repository root (tens of minutes; the
+families can run in parallel and be merged):
 
     .venv/bin/python benchmarks/crossval.py --write
+    for f in hopper b200 mi355x; do .venv/bin/python benchmarks/crossval.py --family $f --json /tmp/cv_$f.json & done; wait
+    .venv/bin/python benchmarks/crossval.py --merge /tmp/cv_*.json --write
 """
 
 from __future__ import annotations
@@ -72,9 +76,9 @@ def held_errors(groups, predictions, held):
     return out
 
 
-def fit_and_predict(groups, fitted_keys):
+def fit_and_predict(groups, fitted_keys, families):
     predictions = {}
-    for family in calibrate.FAMILIES.values():
+    for family in families:
         values, _ = calibrate.fit_family(family, groups, fitted_keys=fitted_keys, verbose=False)
         for key, group in groups.items():
             if any(key in scopes for scopes in family.values()):
@@ -103,33 +107,62 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--starts", type=int, default=2, help="Nelder–Mead starts per fit (calibrate uses 6)")
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--family", default=None, help="one family only; with --json, to run families in parallel")
+    parser.add_argument("--json", default=None, help="write the raw results of this run to a JSON file")
+    parser.add_argument("--merge", nargs="*", default=None, help="merge --json files of single-family runs")
     args = parser.parse_args(argv)
     calibrate.STARTS = args.starts
+    if args.merge:
+        return report(merge(args.merge), args.write)
 
     from mantile_core import load_model
-    from mantile_core.reconcile import read_measurements, split_rows
+    from mantile_core.reconcile import read_measurements
 
     model = load_model("gpt-oss-120b")
     measurements = [m for m in read_measurements(calibrate.DATA) if not m.disaggregated]
     by_group: dict = {}
     for m in measurements:
         by_group.setdefault((m.hardware, m.engine), []).append(m)
-    groups = {key: calibrate.Group(ms, model) for key, ms in sorted(by_group.items())}
+    families = [f for name, f in calibrate.FAMILIES.items() if args.family in (None, name)]
+    wanted = {key for f in families for scopes in f.values() for key in scopes}
+    groups = {key: calibrate.Group(ms, model) for key, ms in sorted(by_group.items()) if key in wanted}
 
     results = {}
     for name, (regime, held_out) in SPLITS.items():
         fitted_keys = {m.key for m in measurements if not held_out(m)}
         held = {key: numpy.array([held_out(m) for m in g.rows]) for key, g in groups.items()}
-        predictions = fit_and_predict(groups, fitted_keys)
+        predictions = fit_and_predict(groups, fitted_keys, families)
         results[name] = (regime, held_errors(groups, predictions, held))
         print(f"# {name}: " + "; ".join(f"{gpu} " + ", ".join(fmt(results[name][1][gpu][m]) for m in METRICS)
                                         for gpu in GPUS), file=sys.stderr)
     everything = {key: numpy.ones(len(g.rows), dtype=bool) for key, g in groups.items()}
     results["no serving data"] = ("no serving data", held_errors(groups, no_serving_predictions(groups), everything))
-    seed0 = split_rows(measurements, seed=0)
-    held = {key: numpy.array([m.key not in seed0 for m in g.rows]) for key, g in groups.items()}
-    bundled = {key: g.predict(g.base_hw.calibration) for key, g in groups.items()}
-    results["random half (seed 0)"] = ("random", held_errors(groups, bundled, held))
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps({name: [regime, errs] for name, (regime, errs) in results.items()}))
+        return 0
+    return report(results, args.write)
+
+
+def merge(paths) -> dict:
+    """Join single-family runs: per split, each GPU's errors from the run that had its rows."""
+    import json
+
+    results: dict = {}
+    for path in paths:
+        for name, (regime, errs) in json.loads(Path(path).read_text()).items():
+            entry = results.setdefault(name, (regime, {}))
+            for gpu, e in errs.items():
+                if e.get("rows"):
+                    entry[1][gpu] = e
+    for name, (regime, errs) in results.items():
+        for gpu in GPUS:
+            errs.setdefault(gpu, {"rows": 0, **{m: float("nan") for m in METRICS}})
+    return results
+
+
+def report(results: dict, write: bool) -> int:
 
     lines = ["**Cross-validation: held-out MAPE % per GPU** (single-node rows; each split refits the "
              "serving calibration on the rows it keeps and predicts the rows it leaves out; `benchmarks/crossval.py`)", "",
@@ -150,7 +183,7 @@ def main(argv=None) -> int:
                           f"throughput {fmt(ns[g]['throughput_tok_s_per_gpu'])} %" for g in ("h100", "h200", "b200")) + ".", ""]
     text = "\n".join(lines)
     print(text)
-    if args.write:
+    if write:
         (HERE / "crossval.md").write_text(text + "\n")
         out = ["# Cross-validated MAPE (%) per GPU, regime and metric: the uncertainty bands of an estimate",
                "# (docs/json.md). Written by benchmarks/crossval.py; do not edit by hand. `no_serving_data` applies",

@@ -5,7 +5,8 @@ as ``mantile reconcile`` does (mean drawn lengths, 10·C prompts at concurrency 
 engine profile), the error per GPU / engine and metric on all rows, on the rows the bundled
 calibration was fitted on (benchmarks/calibrate.py, split seed 0) and on the held-out rows; the
 GB200 disaggregated rows apart (never fitted); and the predicted decode step of one GPT-OSS-120B
-attention layer on an H200 over batch 1–256 and context 1k–32k. Run from the repository root
+attention layer on an H200 over batch 1–256 and context 1k–32k. The cross-validation of
+benchmarks/crossval.py (``crossval.md``, when present) heads the file. Run from the repository root
 (needs the three GPT-OSS plugins; matplotlib for the figure):
 
     .venv/bin/python benchmarks/fidelity.py                    # Markdown to stdout
@@ -118,6 +119,10 @@ def main(argv=None) -> int:
              "row is estimated as `mantile reconcile` does: mean drawn lengths (0.9 × nominal), "
              "10 × C prompts at concurrency C, the row's engine profile (vllm, trtllm, atom). Errors are "
              "predicted / measured − 1.", ""]
+    crossval = HERE / "crossval.md"
+    if crossval.is_file():  # the headline: regimes held out whole (benchmarks/crossval.py)
+        lines += ["## Generalisation: cross-validation (headline)", "", crossval.read_text().strip(), "",
+                  "## Inside the measured grid: the bundled calibration (random half-split; secondary)", ""]
     lines += table("Per GPU, all aggregated rows", by_gpu)
     lines += table("Per GPU and engine, all aggregated rows", by_group)
     lines += split_table(fitted, held)

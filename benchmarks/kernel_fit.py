@@ -15,10 +15,10 @@ is exactly what the estimator uses. Stages, each with the earlier stages' values
 1. GEMM (bf16, the engine's default linear kernel): ``gemm_efficiency``,
    ``gemm_half_rows`` (small-M falloff M/(M + h)), ``memory_efficiency`` (weight streaming)
    and ``kernel_overhead`` (the fixed cost of any kernel).
-2. Decode attention (window 0, the engine's KV format on the GPU): ``attention_overhead`` (beyond
+2. Decode attention (window 0, the engine's KV format on the GPU, grouped-query shapes): ``attention_overhead`` (beyond
    ``kernel_overhead``), ``attention_sequence_overhead`` (per sequence and local KV head)
    and ``kv_memory_efficiency`` (KV streaming).
-3. Context attention (causal prompts, window 0): ``attention_efficiency``.
+3. Context attention (causal prompts ≥ 1024 tokens, window 0, grouped-query shapes): ``attention_efficiency``.
 4. MoE (the GPT-OSS expert shapes in mxfp4; balanced routing, as Mantile assumes; EP 1):
    ``mixed_gemm_efficiency`` and ``mixed_gemm_half_rows`` (the expert GEMMs' falloff by
    tokens per expert).
@@ -318,8 +318,13 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
     from mantile_core.engines import get_engine
 
     kv = "fp8" if get_engine(engine).kv_dtype_for(hardware) == "fp8" else "bfloat16"
+    # grouped-query shapes (1 < query heads per KV head <= 16, KV heads <= 16): those of the
+    # models served (groups of 4 to 8); groups of 32 to 128 query heads per KV head run another
+    # kernel in TensorRT-LLM (not XQA), up to 80x slower
     adf, path = table(system, "attention", engine, "generation_attention_perf.parquet",
-                      lambda d: (d.get("window_size", 0) == 0) & (d.isl == 1) & (d.kv_cache_dtype == kv))
+                      lambda d: (d.get("window_size", 0) == 0) & (d.isl == 1) & (d.kv_cache_dtype == kv)
+                      & (d.num_heads > d.num_key_value_heads) & (d.num_heads <= 16 * d.num_key_value_heads)
+                      & (d.num_key_value_heads <= 16))
     if adf is None:
         return None
     sources = adf.kernel_source.value_counts()
@@ -350,7 +355,9 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
 
     # 3. context attention -------------------------------------------------------------------
     cdf, path = table(system, "attention", engine, "context_attention_perf.parquet",
-                      lambda d: (d.get("window_size", 0) == 0) & (d.isl >= 1024) & (d.kv_cache_dtype == kv))
+                      lambda d: (d.get("window_size", 0) == 0) & (d.isl >= 1024) & (d.kv_cache_dtype == kv)
+                      & (d.num_heads > d.num_key_value_heads) & (d.num_heads <= 16 * d.num_key_value_heads)
+                      & (d.num_key_value_heads <= 16))
     if cdf is not None:
         sources = cdf.kernel_source.value_counts()
         cdf = cdf[cdf.kernel_source == sources.index[0]]

@@ -73,11 +73,12 @@ class EngineProfile:
 
     def calibrated(self, hw: HardwareSpec) -> HardwareSpec:
         """``hw`` with this engine's kernel-level figures for it (``kernels.toml``, when the
-        engine is not the reference one) and its calibration overrides (the ``default`` ones,
-        then the GPU's)."""
+        engine is not the reference one, for the figures hardware.toml does not state) and its
+        calibration overrides (the ``default`` ones, then the GPU's)."""
         from .hardware import REFERENCE_ENGINE, kernel_calibration
 
         kernels = kernel_calibration(hw.name, self.name) if self.name != REFERENCE_ENGINE else {}
+        kernels = {k: v for k, v in kernels.items() if k not in hw.calibrated}
         overrides = kernels | dict(self.calibration.get("default", {})) | dict(self.calibration.get(hw.name, {}))
         if not overrides:
             return hw

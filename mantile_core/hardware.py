@@ -97,7 +97,9 @@ class HardwareSpec:
     ``node_size`` is how many GPUs share that scale-up fabric (8 on an HGX / MI300X-class
     board, 72 in a GB200 NVL72 rack); ``scale_out_bandwidth`` the one-way bytes/s per GPU
     between such nodes (default 50e9: one 400 Gb/s ConnectX-7 NIC per GPU, as in NVIDIA's DGX
-    H100/H200/B200 compute fabric). Collectives among devices of different nodes use it."""
+    H100/H200/B200 compute fabric). Collectives among devices of different nodes use it.
+    ``calibrated`` names the calibration figures ``hardware.toml`` states for the GPU (fitted
+    on its serving measurements): another engine's kernel figures never replace them."""
 
     name: str
     description: str
@@ -111,6 +113,7 @@ class HardwareSpec:
     mesh_links: int = 0
     node_size: int = 8
     scale_out_bandwidth: float = 50e9
+    calibrated: frozenset = attrs.field(default=frozenset(), eq=False, hash=False, repr=False)
     _peaks: dict = attrs.field(factory=dict, init=False, eq=False, hash=False, repr=False)  # peak_for memo
 
     def peak_for(self, weight_format: str, activation_format: str | None = None) -> float:
@@ -226,6 +229,7 @@ def _spec(name: str, entry: dict) -> HardwareSpec:
         mesh_links=int(entry.get("mesh_links", 0)),
         node_size=int(entry.get("node_size", 8)),
         scale_out_bandwidth=float(entry.get("scale_out_bandwidth", 50e9)),
+        calibrated=frozenset(entry.get("calibration", {})),
     )
 
 

@@ -1,0 +1,123 @@
+"""Kernel-level timing terms fitted on measured kernels (attention per-call and per-(sequence, KV
+head) cost, KV streaming efficiency, the expert GEMMs' own falloff), how kernels.toml feeds the
+calibration, and the uncertainty bands; expectations written out by hand on toy hardware."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import attrs
+import pytest
+
+import mantile_core
+from mantile_core.engines import get_engine
+from mantile_core.hardware import Calibration, HardwareSpec, kernel_calibration
+from mantile_core.timing import layer_seconds
+from mantile_core.uncertainty import band_fraction, bands
+from mantile_core.workload import LayerCost, Step
+
+CAL = Calibration(gemm_efficiency=0.5, gemm_half_rows=16.0, mixed_gemm_efficiency=0.5, attention_efficiency=0.25,
+                  memory_efficiency=0.8, kv_memory_efficiency=0.5, attention_overhead=7e-6,
+                  attention_sequence_overhead=2e-8, kernel_overhead=2e-6, activation_compute="bf16")
+TOY = HardwareSpec(name="toy", description="toy", peak_flops={"bf16": 1e15, "fp8": 2e15, "fp4": 4e15, "fp32": 1e13},
+                   hbm_bytes=10**11, hbm_bandwidth=1e12, link_bandwidth=1e11, link_latency=9e-6, calibration=CAL)
+ONE = SimpleNamespace(tp=1)
+
+
+def test_decode_attention_kernel_fixed_and_per_sequence_cost():
+    # 256 sequences x 8 KV heads, 1e8 KV bytes read at 0.5 of 1 TB/s = 200 us; memory-bound
+    cost = LayerCost(flops=1e6, matmul_flops=1e6, attention_flops=1e6, kv_read_bytes=1e8, kernels=1,
+                     attention_sequences=256 * 8)
+    memory = 1e8 / 0.5e12
+    fixed = 2e-6 + 7e-6 + 2048 * 2e-8  # kernel + attention call + 2048 pairs x 20 ns = 49.96 us
+    assert layer_seconds(cost, ONE, TOY) == pytest.approx(memory + fixed)
+
+
+def test_layers_without_attention_pay_no_attention_cost():
+    cost = LayerCost(flops=2e9, matmul_flops=2e9, weight_bytes=2e6, kernels=1)
+    # GEMM: M = 2e9 / (2 * 1e6 elements) = 1000 rows; compute (2e9 + 2*16*1e6) / 5e14 = 4.064 us;
+    # memory 2e6 / 8e11 = 2.5 us
+    assert layer_seconds(cost, ONE, TOY) == pytest.approx(4.064e-6 + 2e-6)
+
+
+def test_weights_and_kv_stream_at_their_own_efficiencies():
+    cost = LayerCost(weight_bytes=8e6, kv_read_bytes=5e6, activation_bytes=0)
+    assert layer_seconds(cost, ONE, TOY) == pytest.approx(8e6 / 0.8e12 + 5e6 / 0.5e12)
+    unset = attrs.evolve(TOY, calibration=attrs.evolve(CAL, kv_memory_efficiency=None))
+    assert layer_seconds(cost, ONE, unset) == pytest.approx(13e6 / 0.8e12)  # falls back to memory_efficiency
+
+
+def test_expert_gemms_use_their_own_falloff():
+    # fp4 weights (4.25 bits) against bf16 activations: the mixed path at 1e15 * 0.5 * 0.5 = 2.5e14;
+    # 1e6 weight elements = 531,250 bytes; M = 4 rows: 8e6 FLOPs
+    cost = LayerCost(flops=8e6, matmul_flops=8e6, weight_bytes=531_250, gemm_dtype="fp4")
+    memory = 531_250 / 0.8e12
+    for half_rows, expected_rows in ((None, 16.0), (64.0, 64.0)):
+        hw = attrs.evolve(TOY, calibration=attrs.evolve(CAL, mixed_gemm_half_rows=half_rows))
+        compute = (8e6 + 2 * expected_rows * 1e6) / 2.5e14
+        assert layer_seconds(cost, ONE, hw) == pytest.approx(max(compute, memory))
+    # a dense bf16 GEMM ignores mixed_gemm_half_rows
+    dense = LayerCost(flops=8e6, matmul_flops=8e6, weight_bytes=2e6)
+    hw = attrs.evolve(TOY, calibration=attrs.evolve(CAL, mixed_gemm_half_rows=64.0))
+    assert layer_seconds(dense, ONE, hw) == pytest.approx(max((8e6 + 32e6) / 5e14, 2e6 / 0.8e12))
+
+
+def test_attention_layer_counts_sequence_kv_head_pairs():
+    model = mantile_core.load_model("llama-3.1-8b")  # 32 heads, 8 KV heads
+    attention = next(layer for layer, _ in model.unique_layers if layer.kind == "attention")
+    for tp, local_kv in ((1, 8), (2, 4), (8, 1)):
+        cost = attention.cost(Step(batch=64, new_tokens=1, cached=100, tp=tp, policies={"causal": _full()}))
+        assert cost.attention_sequences == 64 * local_kv
+
+
+def _full():
+    from mantile_core.plugins import get_plugin_manager
+
+    return get_plugin_manager().registries.cache_policies["causal"]
+
+
+def test_kernel_figures_feed_gpus_without_serving_calibration():
+    a100 = mantile_core.get_hardware("a100")
+    figures = kernel_calibration("a100", "vllm")
+    assert figures, "kernels.toml covers the A100"
+    for name, value in figures.items():
+        assert getattr(a100.calibration, name) == value
+    # every fitted efficiency is a fraction of a peak, every fixed cost positive and under 20 us
+    for gpu in ("a100", "l40s", "b300", "gb300", "h100", "h200", "b200"):
+        cal = kernel_calibration(gpu, "vllm")
+        for name in ("gemm_efficiency", "memory_efficiency", "kv_memory_efficiency", "attention_efficiency"):
+            assert 0 < cal[name] <= 1, (gpu, name)
+        for name in ("kernel_overhead", "attention_overhead", "allreduce_latency"):
+            assert 0 <= cal[name] < 2e-5, (gpu, name)
+
+
+def test_serving_calibrated_figures_win_over_kernel_tables():
+    h200 = mantile_core.get_hardware("h200")
+    assert h200.calibration.memory_efficiency != kernel_calibration("h200", "vllm")["memory_efficiency"]
+    assert h200.calibration.attention_sequence_overhead == kernel_calibration("h200", "vllm")["attention_sequence_overhead"]
+    b200 = mantile_core.get_hardware("b200")
+    trt = get_engine("trtllm").calibrated(b200)
+    assert trt.calibration.memory_efficiency == b200.calibration.memory_efficiency  # stated in hardware.toml
+    assert trt.calibration.attention_overhead == kernel_calibration("b200", "trtllm")["attention_overhead"]
+
+
+def test_uncertainty_band_is_the_worst_error_of_the_regimes():
+    from mantile_core.uncertainty import _table
+
+    table = _table()
+    h200 = table["h200"]
+    f = band_fraction("h200", "tpot_ms", input_len=900, output_len=7000, batch=128, tp=8)
+    expected = max(h200[r]["tpot_ms"] for r in ("length 1k/8k", "concurrency high", "tp high")) / 100
+    assert f == pytest.approx(expected)
+    out = bands("h200", {"tpot_ms": 10.0}, input_len=900, output_len=7000, batch=128, tp=8)
+    assert out["tpot_ms_band"] == pytest.approx([10.0 * (1 - expected), 10.0 * (1 + expected)])
+    # a GPU with no serving rows gets the no-serving-data error
+    assert band_fraction("a100", "ttft_ms", input_len=1024, output_len=1024, batch=1, tp=1) == pytest.approx(
+        table["no_serving_data"]["all"]["ttft_ms"] / 100)
+
+
+def test_estimate_json_carries_the_bands():
+    doc = mantile_core.estimate("llama-3.1-8b", "h200", tp=2, batch=64).to_dict()
+    for key in ("ttft_ms", "tpot_ms", "throughput_tok_s_per_gpu"):
+        lo, hi = doc[f"{key}_band"]
+        assert lo <= doc[key] <= hi and lo < hi

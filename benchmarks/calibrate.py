@@ -137,7 +137,7 @@ class Group:
                 per_row = [getattr(e, phase).costs[i] for e in estimates]
                 stacked = {f: numpy.array([float(getattr(c, f)) for c in per_row]) for f in fields}
                 costs.append(LayerCost(**stacked, gemm_dtype=per_row[0].gemm_dtype))
-            self.phases[phase] = SimpleNamespace(step=SimpleNamespace(tp=self.tp), costs=tuple(costs))
+            self.phases[phase] = SimpleNamespace(step=SimpleNamespace(tp=self.tp, dp=1), costs=tuple(costs))
         self.measured = {k: numpy.array([m.measured(k) for m in self.rows]) for k in
                          ("tpot_ms", "ttft_ms", "throughput_tok_s_per_gpu", "output_tok_s_per_gpu")}
 

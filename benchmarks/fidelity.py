@@ -121,8 +121,16 @@ def main(argv=None) -> int:
              "predicted / measured − 1.", ""]
     crossval = HERE / "crossval.md"
     if crossval.is_file():  # the headline: regimes held out whole (benchmarks/crossval.py)
-        lines += ["## Generalisation: cross-validation (headline)", "", crossval.read_text().strip(), "",
-                  "## Inside the measured grid: the bundled calibration (random half-split; secondary)", ""]
+        lines += ["## Generalisation: cross-validation (headline)", "", crossval.read_text().strip(), ""]
+    kernels = HERE / "KERNEL_FIDELITY.md"
+    if kernels.is_file():  # per kernel, held out by model (benchmarks/kernel_fidelity.py)
+        summary = [line for line in kernels.read_text().splitlines() if line.startswith("**All held-out rows**")]
+        lines += ["## Per kernel, held out by model", "",
+                  "Mantile's kernel times against aiconfigurator-core's measured production kernels for the shapes of "
+                  "the bundled models, each model's shapes held out of the kernel fit (H100, H200, B200 vLLM; B200 "
+                  "TensorRT-LLM; tables in `KERNEL_FIDELITY.md`): " + (summary[0] if summary else ""), ""]
+    if crossval.is_file():
+        lines += ["## Inside the measured grid: the bundled calibration (random half-split; secondary)", ""]
     lines += table("Per GPU, all aggregated rows", by_gpu)
     lines += table("Per GPU and engine, all aggregated rows", by_group)
     lines += split_table(fitted, held)

@@ -187,7 +187,7 @@ def moe_costs(df, model_name: str):
 def predict_seconds(cost, hw, tp=1):
     from mantile_core.timing import layer_seconds
 
-    return layer_seconds(cost, SimpleNamespace(tp=tp, batch=1), hw)
+    return layer_seconds(cost, SimpleNamespace(tp=tp, dp=1, batch=1), hw)
 
 
 def allreduce_predict(df, hw):

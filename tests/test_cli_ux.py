@@ -74,7 +74,7 @@ def test_title_names_engine_and_mode(capsys):
 def test_ttft_and_tpot_explained(capsys):
     _, out, _ = run(capsys, "estimate", "llama-3.1-8b", "--hardware", "h100")
     lines = out.splitlines()
-    assert lines[-2] == ("TTFT = request overhead (18.2 ms) + the steps already scheduled + the request's own prompt "
+    assert lines[-2] == ("TTFT = request overhead (18.6 ms) + the steps already scheduled + the request's own prompt "
                          "step + waiting for prompt capacity; the prefill row costs every prompt in one step and is not "
                          "a latency.")
     assert lines[-1] == ("TPOT = the mean step a decoding request sees: the decode step plus the prompts of arriving "

@@ -21,7 +21,7 @@ CAL = Calibration(gemm_efficiency=0.5, gemm_half_rows=16.0, mixed_gemm_efficienc
                   attention_sequence_overhead=2e-8, kernel_overhead=2e-6, activation_compute="bf16")
 TOY = HardwareSpec(name="toy", description="toy", peak_flops={"bf16": 1e15, "fp8": 2e15, "fp4": 4e15, "fp32": 1e13},
                    hbm_bytes=10**11, hbm_bandwidth=1e12, link_bandwidth=1e11, link_latency=9e-6, calibration=CAL)
-ONE = SimpleNamespace(tp=1)
+ONE = SimpleNamespace(tp=1, dp=1)
 
 
 def test_decode_attention_kernel_fixed_and_per_sequence_cost():

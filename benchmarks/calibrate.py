@@ -305,7 +305,9 @@ def main(argv=None) -> int:
     parser.add_argument("--fraction", type=float, default=0.5, help="fraction of each group fitted (default 0.5)")
     parser.add_argument("--family", default=None, help="fit one family only (" + ", ".join(FAMILIES) + ")")
     parser.add_argument("--all-rows", action="store_true", help="fit on every row (no hold-out)")
+    parser.add_argument("--starts", type=int, default=STARTS, help=f"Nelder-Mead starts (default {STARTS})")
     args = parser.parse_args(argv)
+    globals()["STARTS"] = args.starts
 
     from mantile_core import load_model
     from mantile_core.reconcile import read_measurements, split_rows

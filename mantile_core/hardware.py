@@ -172,15 +172,18 @@ def spec_problem(spec: HardwareSpec) -> str | None:
     cal = spec.calibration
     if not isinstance(cal, Calibration):
         return f"{spec.name}: calibration must be a Calibration (got {type(cal).__name__})"
+    optional = ("allreduce_latency", "kv_memory_efficiency", "mixed_gemm_half_rows")  # None: fall back
     for field in attrs.fields(Calibration):
         value = getattr(cal, field.name)
+        if value is None and field.name in optional:
+            continue
         if field.name == "activation_compute":
             if value not in PRECISION_ORDER:
                 return f"{spec.name}: calibration.activation_compute must be one of {', '.join(PRECISION_ORDER)} (got {value!r:.20})"
         elif field.name.endswith("efficiency"):
             if not positive(value) or value > 1:
                 return f"{spec.name}: calibration.{field.name} must be in (0, 1] (got {value!r:.40})"
-        elif not (value is None and field.name == "allreduce_latency") and not non_negative(value):
+        elif not non_negative(value):
             return f"{spec.name}: calibration.{field.name} must be a finite non-negative number (got {value!r:.40})"
     return None
 

@@ -179,7 +179,8 @@ def read_model_config(data: dict, name: str = "model") -> ModelConfig:
     registries = get_plugin_manager().registries
     supported = supported_model_types(registries)
     model_type = checks.get_str(data, "model_type", where)
-    if model_type not in supported and data.get("text_config") is not None:
+    text_type = data["text_config"].get("model_type") if isinstance(data.get("text_config"), dict) else None
+    if model_type not in supported and text_type is not None:  # a wrapper's text model, if typed
         text = checks.get_mapping(data, "text_config", where)
         # the wrapper's quantization_config, else the text model's own (Kimi-K2.5 keeps its
         # int4 compressed-tensors config inside text_config): never silently dropped

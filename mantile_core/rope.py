@@ -63,14 +63,23 @@ def _linear(rope: Mapping, head_dim: int, max_position_embeddings: int) -> RopeR
 
 
 def _llama3(rope: Mapping, head_dim: int, max_position_embeddings: int) -> RopeResult:
+    """Llama 3.1 bands over wavelen = 2π / inv_freq, with L = original_max_position_embeddings:
+    wavelen > L / low_freq_factor -> inv_freq / factor; wavelen < L / high_freq_factor ->
+    inv_freq; between them a linear blend with smooth = (L / wavelen - low) / (high - low).
+    ``low_freq_factor == high_freq_factor`` (Llama 4: both 1.0) leaves no band between: a step
+    at L / low (transformers computes the same; its 0/0 at exactly wavelen == L / low is taken
+    as unscaled here)."""
     inv = base_inv_freq(rope, head_dim)
     factor = _factor(rope)
     low = _positive_number(rope, "low_freq_factor")
     high = _positive_number(rope, "high_freq_factor")
     original = _positive_number(rope, "original_max_position_embeddings")
-    if high <= low:
-        raise ConfigError(f"llama3 rope needs high_freq_factor > low_freq_factor (got {high} and {low})")
+    if high < low:
+        raise ConfigError(f"llama3 rope needs 0 < low_freq_factor <= high_freq_factor (got {low} and {high})")
     wavelen = 2 * math.pi / inv
+    scaled = numpy.where(wavelen > original / low, inv / factor, inv)
+    if high == low:  # no band to blend (Llama 4): a step at original / low, as transformers computes it
+        return RopeResult(scaled, 1.0)
     smooth = (original / wavelen - low) / (high - low)
     blended = (1 - smooth) * inv / factor + smooth * inv
     out = numpy.where(wavelen > original / low, inv / factor, numpy.where(wavelen < original / high, inv, blended))

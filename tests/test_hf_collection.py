@@ -40,3 +40,76 @@ def test_every_quant_companion_has_its_config():
     assert len(companions) == 28
     for name in companions:
         assert name.split("_hf_quant_config")[0] in CONFIGS
+
+
+# --- coverage: every config whose model_type the installed plugins support loads exactly -------
+
+def _materialise(key: str, tmp_path: Path) -> Path:
+    """The config as its repository publishes it: ``<dir>/config.json`` and, where modelopt
+    published one, ``<dir>/hf_quant_config.json`` beside it."""
+    entry = CONFIGS[key]
+    folder = tmp_path / key
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(read_collection_file(entry["file"])))
+    companions = [p for p in COLLECTION.iterdir() if p.name.startswith(key + "_hf_quant_config.json")]
+    if companions:
+        (folder / "hf_quant_config.json").write_text(json.dumps(read_collection_file(companions[0].name)))
+    return folder
+
+
+def _claimed_type(data: dict, supported) -> str | None:
+    """The model_type Mantile reads the config as (a wrapper's own type, else its text
+    config's), when an installed plugin supports it."""
+    if data.get("model_type") in supported:
+        return data["model_type"]
+    text = data.get("text_config")
+    if isinstance(text, dict) and text.get("model_type") in supported:
+        return text["model_type"]
+    return None
+
+
+def _check_estimate(model) -> None:
+    import math
+
+    import mantile_core
+
+    doc = mantile_core.estimate(model, "h200", tp=1, batch=1, input_len=1024, output_len=128).to_dict()
+    for key in ("ttft_ms", "tpot_ms", "throughput_tok_s_per_gpu", "output_tok_s_per_gpu"):
+        assert math.isfinite(doc[key]) and doc[key] > 0, (key, doc[key])
+    assert doc["memory"]["weight_bytes"] > 0 and doc["memory"]["kv_cache_bytes"] >= 0
+    for phase in ("prefill", "decode"):
+        assert doc[phase]["flops"] > 0 and doc[phase]["time_ms"] > 0
+        for row in doc["layers"]:
+            for name, value in row[phase].items():
+                if isinstance(value, (int, float)):
+                    assert math.isfinite(value) and value >= 0, (row["index"], row["kind"], phase, name, value)
+
+
+@pytest.mark.parametrize("key", sorted(CONFIGS))
+def test_collection_config_loads_exactly_or_names_its_type(key, tmp_path):
+    """Supported model_type: loads, its total equals transformers' text-model total (MTP layers
+    and vision towers excluded, as documented in SOURCES.md), and estimate gives finite, positive
+    figures. Unsupported: one line naming the model_type, never blaming a key."""
+    import mantile_core
+    from mantile_core.errors import MantileError
+    from mantile_core.model import supported_model_types
+
+    entry = CONFIGS[key]
+    data = read_collection_file(entry["file"])
+    path = _materialise(key, tmp_path)
+    claimed = _claimed_type(data, supported_model_types())
+    if claimed is None:
+        with pytest.raises(MantileError) as info:
+            mantile_core.load_model(path)
+        message = str(info.value)
+        assert "\n" not in message
+        assert f"model_type {data['model_type']!r}" in message or (
+            isinstance(data.get("text_config"), dict)
+            and f"model_type {data['text_config'].get('model_type')!r}" in message), message
+        assert "required key" not in message and " must be " not in message, message
+        return
+    model = mantile_core.load_model(path)
+    expected = entry.get("text_params", entry.get("full_text_params"))
+    if expected is not None:
+        assert model.params() == expected, f"{key}: {model.params():,} != transformers {expected:,}"
+    _check_estimate(model)

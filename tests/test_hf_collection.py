@@ -113,3 +113,31 @@ def test_collection_config_loads_exactly_or_names_its_type(key, tmp_path):
     if expected is not None:
         assert model.params() == expected, f"{key}: {model.params():,} != transformers {expected:,}"
     _check_estimate(model)
+
+
+# bundled name -> the collection file it was copied from (mantile_core/data/models/SOURCES.md)
+BUNDLED = {
+    "deepseek-v3.2": "deepseek-ai--DeepSeek-V3.2", "deepseek-v4-flash": "deepseek-ai--DeepSeek-V4-Flash",
+    "deepseek-v4-pro": "deepseek-ai--DeepSeek-V4-Pro", "glm-5": "zai-org--GLM-5",
+    "gemma-4-26b-a4b": "google--gemma-4-26B-A4B", "gemma-4-31b": "nvidia--Gemma-4-31B-IT-NVFP4",
+    "llama-4-maverick": "meta-llama--Llama-4-Maverick-17B-128E-Instruct",
+    "llama-4-scout": "meta-llama--Llama-4-Scout-17B-16E-Instruct", "minimax-m2.5": "MiniMaxAI--MiniMax-M2.5",
+    "mimo-v2-flash": "XiaomiMiMo--MiMo-V2-Flash", "qwen3-coder-480b-a35b": "Qwen--Qwen3-Coder-480B-A35B-Instruct",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_bundled_flagship(name):
+    """The bundled flagship is its collection file (gemma-4-31b: without quantization_config)
+    and, once its family's plugin is installed, loads with transformers' total."""
+    import mantile_core
+    from mantile_core.model import DATA, supported_model_types
+
+    key = BUNDLED[name]
+    bundled = json.loads((DATA / f"{name}.json").read_text())
+    published = read_collection_file(CONFIGS[key]["file"])
+    if name == "gemma-4-31b":
+        published.pop("quantization_config")
+    assert bundled == published
+    if _claimed_type(bundled, supported_model_types()) is not None:
+        assert mantile_core.load_model(name).params() == CONFIGS[key]["text_params"]

@@ -108,11 +108,28 @@ def test_collection_config_loads_exactly_or_names_its_type(key, tmp_path):
             and f"model_type {data['text_config'].get('model_type')!r}" in message), message
         assert "required key" not in message and " must be " not in message, message
         return
+    if key in KNOWN_REFUSALS:
+        with pytest.raises(MantileError, match=KNOWN_REFUSALS[key]) as info:
+            mantile_core.load_model(path)
+        assert "\n" not in str(info.value)
+        return
     model = mantile_core.load_model(path)
     expected = entry.get("text_params", entry.get("full_text_params"))
     if expected is not None:
-        assert model.params() == expected, f"{key}: {model.params():,} != transformers {expected:,}"
+        # mantile-mla and mantile-decoder-zoo count the router's e_score_correction_bias (a buffer
+        # the checkpoint stores) as parameters, as the published safetensors totals do;
+        # mantile-recurrent (Nemotron-H) counts transformers' parameters only
+        stored = (entry.get("checkpoint_buffers") or {}).get("e_score_correction_bias", 0)
+        assert model.params() in (expected, expected + stored), \
+            f"{key}: {model.params():,} != transformers {expected:,} (+ {stored:,} stored router biases)"
     _check_estimate(model)
+
+
+# checkpoints refused in one line rather than costed wrong
+KNOWN_REFUSALS = {
+    # int4 pack-quantized experts (compressed-tensors) inside text_config
+    "moonshotai--Kimi-K2.5": "quantization method 'compressed-tensors' is not supported",
+}
 
 
 # bundled name -> the collection file it was copied from (mantile_core/data/models/SOURCES.md)
@@ -140,4 +157,6 @@ def test_bundled_flagship(name):
         published.pop("quantization_config")
     assert bundled == published
     if _claimed_type(bundled, supported_model_types()) is not None:
-        assert mantile_core.load_model(name).params() == CONFIGS[key]["text_params"]
+        expected = CONFIGS[key]["text_params"]
+        stored = (CONFIGS[key].get("checkpoint_buffers") or {}).get("e_score_correction_bias", 0)
+        assert mantile_core.load_model(name).params() in (expected, expected + stored)

@@ -209,6 +209,15 @@ def read_deepseek(raw: dict, where: str) -> dict:
         raise ConfigError(f"{where}: 'index_head_dim'={dsa.index_head_dim} must be at least "
                           f"qk_rope_head_dim={shape.qk_rope_head_dim} (the indexer rotates that many dims)")
     out = dict(raw)
+    # GLM-5.2/5.3 (nvidia's NVFP4 re-publication) list every layer as "deepseek_sparse_attention":
+    # full causal attention as far as the core's masks go (DSA's own sparsity is the layer's)
+    kinds = checks.get_str_list(raw, "layer_types", where, default=None, length=layers)
+    if kinds is not None:
+        unknown = sorted(set(kinds) - {"deepseek_sparse_attention", "full_attention", "attention"})
+        if unknown:
+            raise ConfigError(f"{where}: layer_types has {unknown[0]!r}; a DeepSeek / GLM-5 model's layers are "
+                              f"'deepseek_sparse_attention' or 'full_attention'")
+        out["layer_types"] = ["full_attention"] * layers
     out["head_dim"] = shape.qk_rope_head_dim
     out["num_key_value_heads"] = shape.heads
     if spec is not None:

@@ -142,7 +142,8 @@ def mutated_config(draw):
     data = copy.deepcopy(CONFIGS[name])
     changes = []
     for _ in range(draw(st.integers(1, 3))):
-        nested = [k for k in ("rope_scaling", "rope_parameters", "quantization_config") if isinstance(data.get(k), dict)]
+        nested = [k for k in ("rope_scaling", "rope_parameters", "quantization_config")
+                  if isinstance(data.get(k), dict) and data[k]]
         if nested and draw(st.integers(0, 4)) == 0:
             outer = draw(st.sampled_from(nested))
             target, prefix = data[outer], outer + "."

@@ -301,10 +301,14 @@ QUANT_METHODS = {"mxfp4": "mxfp4", "fp8": "fp8", "nvfp4": "nvfp4", "modelopt": "
 
 
 def _num_experts(data: Mapping, where: str) -> int:
-    for key in EXPERT_COUNT_KEYS:
-        if data.get(key) is not None:
-            return checks.get_int(data, key, where, minimum=0, maximum=1 << 16)
-    return 0
+    """The routed-expert count; the spellings a config sets must agree (a config with
+    num_local_experts 0 and n_routed_experts 256 is refused, not read as either)."""
+    counts = {key: checks.get_int(data, key, where, minimum=0, maximum=1 << 16)
+              for key in EXPERT_COUNT_KEYS if data.get(key) is not None}
+    if len(set(counts.values())) > 1:
+        given = ", ".join(f"{key}={value}" for key, value in counts.items())
+        raise ConfigError(f"{where}: the expert counts disagree ({given}): give one")
+    return next(iter(counts.values()), 0)
 
 
 def _quantization(data: Mapping, where: str) -> tuple[str | None, tuple[str, ...], DType | None]:

@@ -462,9 +462,13 @@ def test_hostile_plugin_fuzz(plan, command):
 
 # ---------------------------------------------------------------- serving-model properties
 
-TOLERANCE = 1e-5
-"""Relative slack of the monotonicity properties: the serving model solves a damped fixed point
-(40 iterations), so equal inputs agree to about 1e-7; the bug these guard against was 15 %."""
+TOLERANCE = 1e-3
+"""Relative slack of the monotonicity properties (the bug they guard against was 15 %). The
+fixed point converges to about 1e-7, but one closed-loop effect remains: in a saturated
+benchmark (prefill share 0.998: llama-3.2-1b, h100, vllm, batch 256, 131072-token prompts,
+361 outputs, 10 waves) a longer decode step lengthens the queue wait more than the step, so
+slightly fewer prompts arrive per step and TPOT falls by 1.2e-4 from context 4 to 576 (the
+long profile finds it; converged: the same with 4,000 iterations)."""
 
 DENSE_AND_MOE = ["llama-3.2-1b", "llama-3.1-8b", "qwen2.5-7b", "qwen3-8b", "mistral-7b", "mixtral-8x7b", "qwen3-30b-a3b"]
 _MODELS: dict[str, object] = {}

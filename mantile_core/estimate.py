@@ -365,6 +365,7 @@ class Estimate:
             "decode": self._phase_dict(self.decode),
             "memory": self.memory,
             "layers": self.layer_rows(),
+            **({"excluded": self.model.extras["excluded"]} if "excluded" in self.model.extras else {}),
         }
 
 

@@ -25,12 +25,19 @@ CHECKOUT_PATHS: dict[str, str] = {
     "mantile-mla": "plugins/mla",
     "mantile-recurrent": "plugins/recurrent",
     "mantile-decoder-zoo": "plugins/decoder_zoo",
+    "mantile-gemma": "plugins/gemma",
+    "mantile-llama4": "plugins/llama4",
+    "mantile-phi": "plugins/phi",
+    "mantile-rope-longrope": "plugins/rope_longrope",
 }
 
 CHECKOUT_REQUIRES: dict[str, tuple[str, ...]] = {
     "mantile-gpt-oss-attention": ("mantile-rope-yarn", "mantile-swa-cache"),
     "mantile-mla": ("mantile-rope-yarn",),
     "mantile-decoder-zoo": ("mantile-swa-cache", "mantile-gpt-oss-attention", "mantile-mla"),
+    "mantile-gemma": ("mantile-swa-cache",),
+    "mantile-llama4": ("mantile-swa-cache",),
+    "mantile-phi": ("mantile-swa-cache", "mantile-rope-longrope"),
 }
 """The ``mantile-*`` requirements (besides mantile-core) of each checkout distribution."""
 

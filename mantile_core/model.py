@@ -23,6 +23,7 @@ from .install_hints import install_hint
 from .layers.base import Layer
 from .layers.standard import standard_slots
 from .plugins import get_plugin_manager
+from .multimodal import EXCLUDED_KEY, excluded_part
 from .rope import ROPE_PLUGINS
 
 __all__ = ["Model", "load_model", "bundled_models", "MODEL_TYPE_PLUGINS", "build_layers",
@@ -39,6 +40,12 @@ MODEL_TYPE_PLUGINS = {"gpt_oss": "mantile-gpt-oss-attention", "deepseek_v2": "ma
 MODEL_TYPE_PLUGINS.update(dict.fromkeys(
     ("gpt2", "gpt_neox", "falcon", "RefinedWeb", "RefinedWebModel", "phi", "starcoder2", "cohere", "olmo", "olmo2",
      "olmoe", "dbrx", "granite", "granitemoe", "glm4_moe", "minimax_m2", "mimo_v2_flash"), "mantile-decoder-zoo"))
+MODEL_TYPE_PLUGINS.update({
+    "gemma2": "mantile-gemma", "gemma3": "mantile-gemma", "gemma3_text": "mantile-gemma",
+    "gemma4": "mantile-gemma", "gemma4_text": "mantile-gemma",
+    "llama4": "mantile-llama4", "llama4_text": "mantile-llama4",
+    "phi3": "mantile-phi", "phimoe": "mantile-phi",
+})
 
 
 @attrs.frozen
@@ -73,7 +80,7 @@ class Model:
 
     @functools.cached_property
     def masks(self) -> frozenset[str]:
-        """The attention masks the model's layers use ("causal", "sliding")."""
+        """The attention masks the model's layers use ("causal", "sliding", "chunked")."""
         return frozenset(layer.mask for layer in self.layers if hasattr(layer, "mask"))
 
 
@@ -172,20 +179,28 @@ def _unsupported(model_type: str, where: str, supported: dict[str, tuple[str, ..
 def read_model_config(data: dict, name: str = "model") -> ModelConfig:
     """Recognise the model_type, run its config reader (if a plugin provides one), then check
     and parse the standard keys. A multimodal wrapper whose own model_type no plugin claims is
-    read from its ``text_config``."""
+    read from its ``text_config`` (dtype from the wrapper when the text part has none); what it
+    leaves out (the vision tower, :func:`mantile_core.multimodal.excluded_part`) is kept under
+    ``raw["mantile_excluded"]`` and reported as the model's ``excluded`` extra."""
     where = f"config {name!r}"
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a JSON object, not {type(data).__name__}")
     registries = get_plugin_manager().registries
     supported = supported_model_types(registries)
     model_type = checks.get_str(data, "model_type", where)
+    excluded = None
     text_type = data["text_config"].get("model_type") if isinstance(data.get("text_config"), dict) else None
     if model_type not in supported and text_type is not None:  # a wrapper's text model, if typed
+        wrapper = data
         text = checks.get_mapping(data, "text_config", where)
         # the wrapper's quantization_config, else the text model's own (Kimi-K2.5 keeps its
         # int4 compressed-tensors config inside text_config): never silently dropped
         data = {**text, "quantization_config": data.get("quantization_config") or text.get("quantization_config")}
+        for key in ("torch_dtype", "dtype"):  # a sparse text_config takes the wrapper's dtype
+            if data.get(key) is None and wrapper.get(key) is not None:
+                data[key] = wrapper[key]
         model_type = checks.get_str(data, "model_type", where + " text_config")
+        excluded = excluded_part(wrapper, text)
     if model_type not in supported:
         raise _unsupported(model_type, where, supported, data, registries)
     readers = [r for r in registries.config_readers.values() if model_type in r.model_types]
@@ -201,6 +216,8 @@ def read_model_config(data: dict, name: str = "model") -> ModelConfig:
                               f"{type(exc).__name__}: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: the {reader.name!r} config reader returned {type(data).__name__}, not a dict")
+    if excluded is not None:
+        data = {**data, EXCLUDED_KEY: excluded}
     return parse_config(data, name=name)
 
 
@@ -267,10 +284,13 @@ def build_layers(config: ModelConfig) -> tuple[Layer, ...]:
             owner = registries.owners[("rope_scalings", rope_type)]
             raise ConfigError(f"config {config.name!r}: rope_type {rope_type!r} ({owner}) cannot use these "
                               f"rope parameters: {type(exc).__name__}: {exc}") from None
-    masks = {"sliding" if w is not None else "causal" for w in config.windows}
+    # the masks of the layers built, and the config's sliding layers (named even when their
+    # attention layer type is itself missing)
+    masks = {layer.mask for layer in layers if hasattr(layer, "mask")}
+    masks |= {"sliding" for w in config.windows if w is not None}
     have = {p.mask for p in registries.cache_policies.values()}
     for mask in sorted(masks - have):
-        missing[MASK_PLUGINS.get(mask) or f"a {mask} cache policy"] = f"{mask}-window KV cache"
+        missing[MASK_PLUGINS.get(mask) or f"a {mask} cache policy"] = f"{mask}-{'window' if mask == 'sliding' else 'attention'} KV cache"
     if missing:
         installable = [name for name in missing if name.startswith("mantile-")]
         needs = "; ".join(f"{name} ({why})" if name != why else name for name, why in missing.items())
@@ -293,4 +313,7 @@ def load_model(name_or_path: str | Path) -> Model:
     data, name = _resolve(name_or_path)
     config = read_model_config(data, name=name)
     layers = build_layers(config)
-    return Model(config=config, layers=layers, extras=layout_extras(config))
+    extras = layout_extras(config)
+    if config.raw.get(EXCLUDED_KEY):
+        extras["excluded"] = dict(config.raw[EXCLUDED_KEY])
+    return Model(config=config, layers=layers, extras=extras)

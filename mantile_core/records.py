@@ -169,7 +169,8 @@ class RopeScaling:
 
 @attrs.frozen
 class CachePolicy:
-    """A KV-cache policy for the attention layers whose mask is ``mask`` ("causal", "sliding").
+    """A KV-cache policy for the attention layers whose mask is ``mask`` ("causal", "sliding",
+    "chunked").
 
     All counts are per sequence and per KV head, and work element-wise on numpy arrays:
 
@@ -180,7 +181,13 @@ class CachePolicy:
     - ``read_positions(tokens, window, block)``: keys the step that writes token number
       ``tokens`` reads.
 
-    ``default`` marks the policy used for its mask when the user names none.
+    ``default`` marks the policy used for its mask when the user names none. ``retention``
+    ("ring", "paged", "full"; default: the name) is what ``--kv-policy`` selects: one choice
+    names the policy of that retention for every mask that has one (``--kv-policy paged``
+    picks "paged" for sliding layers and "chunked-paged" for chunked ones).
+
+    ``window`` passed to the counts is the layer's span: the sliding window, or the chunk of a
+    chunked layer.
     """
 
     name: str = attrs.field(validator=_text)
@@ -190,6 +197,12 @@ class CachePolicy:
     read_positions: Callable[..., Any] = attrs.field(validator=_callable)
     default: bool = attrs.field(default=False, validator=_bool)
     description: str = attrs.field(default="", validator=_string)
+    retention: str = attrs.field(default="", validator=_string)
+
+    @property
+    def selector(self) -> str:
+        """The ``--kv-policy`` name that selects this policy: ``retention`` or the name."""
+        return self.retention or self.name
 
 
 @attrs.frozen

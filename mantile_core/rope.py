@@ -18,7 +18,7 @@ from .records import RopeResult, RopeScaling
 
 __all__ = ["rope_scaling", "rotary_dim", "base_inv_freq", "CORE_ROPE_SCALINGS", "ROPE_PLUGINS"]
 
-ROPE_PLUGINS = {"yarn": "mantile-rope-yarn"}
+ROPE_PLUGINS = {"yarn": "mantile-rope-yarn", "longrope": "mantile-rope-longrope", "proportional": "mantile-gemma"}
 
 
 def rotary_dim(rope: Mapping, head_dim: int) -> int:

@@ -108,6 +108,7 @@ def test_policies_registered(swa):
     assert [name for name, p in policies.items() if p.default] == ["ring"]
     assert all(registries.owners[("cache_policies", n)] == DISTRIBUTION for n in policies)
     assert sorted(registries.provided_by(DISTRIBUTION)["validation_cases"]) == [
+        "swa-cache-chunked-equals-full", "swa-cache-chunked-mask-pairs", "swa-cache-chunked-resident",
         "swa-cache-mask-pairs", "swa-cache-ring-bytes", "swa-cache-ring-equals-full"]
     chosen = select_policies(registries.cache_policies, {"sliding", "causal"})
     assert (chosen["sliding"].name, chosen["causal"].name) == ("ring", "causal")
@@ -130,7 +131,8 @@ def test_plugins_command_lists_policies(capsys, mantile_plugins):
     doc = json.loads(capsys.readouterr().out)
     entry = next(p for p in doc["plugins"] if p["distribution"] == DISTRIBUTION)
     assert entry["version"] == "0.1.0" and entry["error"] is None and entry["name"] == "swa_cache"
-    assert entry["provides"]["cache_policies"] == ["full", "paged", "ring"]
+    assert entry["provides"]["cache_policies"] == ["chunked-full", "chunked-paged", "chunked-ring", "full", "paged",
+                                                   "ring"]
 
 
 # --- config: which layers slide (against transformers' own config classes) -------------------

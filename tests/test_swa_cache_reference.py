@@ -151,6 +151,7 @@ def test_validation_cases_pass(mantile_plugins, capsys):
     import json
 
     doc = json.loads(capsys.readouterr().out)
-    assert [c["name"] for c in doc["cases"]] == ["swa-cache-mask-pairs", "swa-cache-ring-bytes",
-                                                  "swa-cache-ring-equals-full"]
+    assert [c["name"] for c in doc["cases"]] == [
+        "swa-cache-chunked-equals-full", "swa-cache-chunked-mask-pairs", "swa-cache-chunked-resident",
+        "swa-cache-mask-pairs", "swa-cache-ring-bytes", "swa-cache-ring-equals-full"]
     assert all(c["status"] == "passed" for c in doc["cases"]) and doc["failed"] == 0

@@ -88,6 +88,8 @@ def run(args) -> int:
     print_report(result, doc, kv_given=args.kv_dtype is not None)
     if args.layers:
         print_layers(doc["layers"])
+    if "excluded" in doc:
+        print(f"note: {doc['excluded']['note']}")
     return 0
 
 

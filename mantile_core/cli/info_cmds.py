@@ -87,6 +87,8 @@ def run_layers(args) -> int:
         return 0
     title = (f"{doc['model']} ({doc['model_type']}): {doc['params']:,} params, {bytes_h(doc['weight_bytes'])} of weights "
              "as the checkpoint stores them")
+    if "excluded" in doc:
+        print(f"note: {doc['excluded']['note']}")
     if args.summary:
         print_table(title, ["kind", "type", "detail", "layers", "params each", "params", "weight bytes"],
                     [(s["kind"], s["type"], s["detail"], s["count"], f"{s['params']:,}", f"{s['params_total']:,}",

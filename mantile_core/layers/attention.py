@@ -35,8 +35,10 @@ ROPE_TABLE_DTYPE_BYTES = 4  # cos and sin tables are float32
 @attrs.frozen(kw_only=True)
 class Attention(Layer):
     """GQA self-attention; ``window`` None is full causal, an int a sliding window that
-    includes the query itself. Subclasses add terms by overriding ``extra_params``,
-    ``extra_flops`` or ``extra_kernels``."""
+    includes the query itself; ``chunk`` an int makes it chunked attention (a query sees the keys
+    of its own chunk of ``chunk`` positions only, Llama 4's ``attention_chunk_size``; mask
+    "chunked"). Subclasses add terms by overriding ``extra_params``, ``extra_flops`` or
+    ``extra_kernels``."""
 
     kind: str = "attention"
     hidden: int
@@ -55,10 +57,18 @@ class Attention(Layer):
     qk_norm: bool = False
     rope_type: str = "default"
     max_position: int = 4096
+    chunk: int | None = None
 
     @property
     def mask(self) -> str:
+        if self.chunk is not None:
+            return "chunked"
         return "causal" if self.window is None else "sliding"
+
+    @property
+    def span(self) -> int:
+        """The cache policy's span argument: the chunk, else the window (0 for full causal)."""
+        return self.chunk or self.window or 0
 
     @property
     def width(self) -> int:
@@ -125,6 +135,8 @@ class Attention(Layer):
     def describe(self) -> dict:
         out = {"mask": self.mask, "window": self.window, "heads": self.heads, "kv_heads": self.kv_heads,
                "head_dim": self.head_dim, "rope_type": self.rope_type}
+        if self.chunk is not None:
+            out["chunk"] = self.chunk
         if self.v_head_dim is not None and self.v_head_dim != self.head_dim:
             out["v_head_dim"] = self.v_head_dim
         return out
@@ -135,7 +147,7 @@ class Attention(Layer):
         hl = self.heads // tp
         kvl = local_kv_heads(self.kv_heads, tp)
         tokens = step.tokens
-        window = self.window or 0
+        window = self.span
         pairs = step.batch * policy.attended_pairs(step.new_tokens, step.cached, window)
         resident = policy.resident_positions(step.written, window, step.kv_block)
         read = policy.read_positions(step.written, window, step.kv_block)

@@ -8,17 +8,26 @@ p−W+1 whatever else is resident); they differ in what stays resident:
 - ``paged``: whole blocks of ``block`` tokens as vLLM retains them,
   ``paged_blocks(tokens, W, block) · block`` positions;
 - ``full``: every written token (engines without sliding-window eviction).
+
+Chunked attention (mask ``"chunked"``, span = the chunk C) has the same three retentions,
+selected by the same ``--kv-policy`` names (``retention``): ``chunked-ring`` (default) holds
+the current chunk, ``((tokens−1) mod C) + 1`` positions; ``chunked-paged`` whole blocks from the
+chunk's start; ``chunked-full`` every written token. All attend ``chunk_pairs`` and a decode step
+reads the current chunk's keys.
 """
 
 from __future__ import annotations
 
 from mantile_core.records import CachePolicy
 
-from .counts import paged_positions, window_pairs, window_positions
+from .counts import (chunk_paged_positions, chunk_pairs, chunk_positions, paged_positions, window_pairs,
+                     window_positions)
 
-__all__ = ["RING", "PAGED", "FULL", "POLICIES", "SLIDING"]
+__all__ = ["RING", "PAGED", "FULL", "CHUNKED_RING", "CHUNKED_PAGED", "CHUNKED_FULL", "POLICIES", "SLIDING",
+           "CHUNKED"]
 
 SLIDING = "sliding"
+CHUNKED = "chunked"
 
 
 def ring_resident(tokens, window, block=16):
@@ -70,4 +79,52 @@ FULL = CachePolicy(
     description="whole context kept (no sliding-window eviction); still attends and reads the window",
 )
 
-POLICIES = [FULL, PAGED, RING]
+
+
+def chunk_resident(tokens, chunk, block=16):
+    """((tokens−1) mod C) + 1 positions: the current chunk only (``block`` is ignored)."""
+    return chunk_positions(tokens, chunk)
+
+
+def chunk_paged_resident(tokens, chunk, block=16):
+    """Whole blocks from the current chunk's start to position tokens−1, times block."""
+    return chunk_paged_positions(tokens, chunk, block)
+
+
+def chunk_read(tokens, chunk, block=16):
+    """Keys a decode step writing token number ``tokens`` reads: its chunk's, ((tokens−1) mod C)+1."""
+    return chunk_positions(tokens, chunk)
+
+
+CHUNKED_RING = CachePolicy(
+    name="chunked-ring",
+    mask=CHUNKED,
+    resident_positions=chunk_resident,
+    attended_pairs=chunk_pairs,
+    read_positions=chunk_read,
+    default=True,
+    retention="ring",
+    description="a buffer of C slots per sequence holding the current chunk: ((tokens-1) mod C)+1 positions",
+)
+
+CHUNKED_PAGED = CachePolicy(
+    name="chunked-paged",
+    mask=CHUNKED,
+    resident_positions=chunk_paged_resident,
+    attended_pairs=chunk_pairs,
+    read_positions=chunk_read,
+    retention="paged",
+    description="paged blocks of --kv-block tokens from the current chunk's start, as vLLM frees them",
+)
+
+CHUNKED_FULL = CachePolicy(
+    name="chunked-full",
+    mask=CHUNKED,
+    resident_positions=full_resident,
+    attended_pairs=chunk_pairs,
+    read_positions=chunk_read,
+    retention="full",
+    description="whole context kept (no per-chunk eviction); still attends and reads the current chunk",
+)
+
+POLICIES = [CHUNKED_FULL, CHUNKED_PAGED, CHUNKED_RING, FULL, PAGED, RING]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RingKVCache", "sliding_mask", "attention", "windowed_attention", "full_cache_attention"]
+__all__ = ["RingKVCache", "ChunkKVCache", "sliding_mask", "chunked_mask", "attention", "windowed_attention",
+           "chunked_attention", "full_cache_attention"]
 
 
 def _torch():
@@ -91,12 +92,67 @@ def sliding_mask(q_pos, k_pos, window: int | None):
     return mask
 
 
-def attention(q, k, v, mask, sinks=None, scale: float | None = None):
+def chunked_mask(q_pos, k_pos, chunk: int):
+    """Bool (len(q_pos), len(k_pos)): key j visible to query i when floor(j/C) = floor(i/C) and
+    j <= i (transformers' ``chunked_causal_mask_function`` without padding)."""
+    torch = _torch()
+    q = torch.as_tensor(q_pos).reshape(-1, 1)
+    k = torch.as_tensor(k_pos).reshape(1, -1)
+    return (k <= q) & (torch.div(k, chunk, rounding_mode="floor") == torch.div(q, chunk, rounding_mode="floor"))
+
+
+class ChunkKVCache(RingKVCache):
+    """A KV cache of ``chunk`` slots per sequence and KV head that keeps the current chunk only.
+
+    Position p lives in slot ``p % C``; the live positions are those of the chunk of the last
+    written position, ``floor(p/C)·C .. p``: ``((length−1) mod C) + 1`` of them. Memory is fixed
+    at allocation, ``nbytes = 2·B·Hkv·C·D·itemsize``: the chunked layer's bound.
+    """
+
+    def __init__(self, batch: int, kv_heads: int, chunk: int, head_dim: int, dtype: Any = "float32",
+                 device: Any = None) -> None:
+        super().__init__(batch, kv_heads, chunk, head_dim, dtype, device)
+        self.chunk = chunk
+
+    def resident(self):
+        """(k, v, positions) of the current chunk in increasing position."""
+        torch = _torch()
+        if self.length == 0:
+            return super().resident()
+        start = ((self.length - 1) // self.chunk) * self.chunk
+        live = torch.nonzero(self.positions >= start).flatten()
+        order = live[torch.argsort(self.positions[live])]
+        return self.k[:, :, order], self.v[:, :, order], self.positions[order]
+
+
+def chunked_attention(cache: ChunkKVCache, q, k, v, scale: float | None = None):
+    """Attend a chunk of queries (B, Hq, S, D) at positions cache.length.. with their new K/V
+    over the current-chunk cache, then leave them in it; returns (out, mask applied). Decode
+    writes first and attends the live chunk; a longer span attends [live chunk, new] before
+    writing (its first queries may belong to the chunk the new tokens close)."""
+    torch = _torch()
+    start, count = cache.length, q.shape[2]
+    q_pos = torch.arange(start, start + count, device=q.device)
+    if count == 1:
+        cache.write(k, v)
+        keys, values, k_pos = cache.resident()
+    else:
+        old_k, old_v, old_pos = cache.resident()
+        keys = torch.cat([old_k.to(k.dtype), k], dim=2)
+        values = torch.cat([old_v.to(v.dtype), v], dim=2)
+        k_pos = torch.cat([old_pos, q_pos])
+        cache.write(k, v)
+    mask = chunked_mask(q_pos, k_pos, cache.chunk)
+    return attention(q, keys, values, mask, scale=scale), mask
+
+
+def attention(q, k, v, mask, sinks=None, scale: float | None = None, softcap: float | None = None):
     """softmax(q·kᵀ·scale masked) · v with grouped KV heads.
 
     ``sinks`` (Hq,) are per-head logits that join the softmax denominator and are then dropped:
     probabilities = softmax([logits, sink])[..., :L], so out = softmax_out · sigmoid(lse − sink).
-    ``scale`` defaults to D^−1/2. Returns (B, Hq, S, D) in q's dtype.
+    ``scale`` defaults to D^−1/2; ``softcap`` caps the scaled logits, ``cap·tanh(x/cap)``,
+    before masking (Gemma 2). Returns (B, Hq, S, D) in q's dtype.
     """
     torch = _torch()
     batch, heads, queries, dim = q.shape
@@ -108,6 +164,8 @@ def attention(q, k, v, mask, sinks=None, scale: float | None = None):
     v = v.repeat_interleave(groups, dim=1)
     scale = dim ** -0.5 if scale is None else scale
     logits = torch.matmul(q, k.transpose(-1, -2)) * scale
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
     logits = logits.masked_fill(~mask.to(torch.bool), float("-inf"))
     if sinks is not None:
         sink = sinks.to(logits.dtype).reshape(1, heads, 1, 1).expand(batch, heads, queries, 1)
@@ -145,11 +203,13 @@ def windowed_attention(cache: RingKVCache, q, k, v, sinks=None, scale: float | N
     return attention(q, keys, values, mask, sinks=sinks, scale=scale), mask
 
 
-def full_cache_attention(q, k_all, v_all, window: int | None, sinks=None, scale: float | None = None):
+def full_cache_attention(q, k_all, v_all, window: int | None, sinks=None, scale: float | None = None,
+                         chunk: int | None = None):
     """The comparison path: every position 0..L−1 cached, queries the last S of them, the exact
-    sliding mask over the whole cache."""
+    sliding (or, with ``chunk``, chunked) mask over the whole cache."""
     torch = _torch()
     total, count = k_all.shape[2], q.shape[2]
     q_pos = torch.arange(total - count, total, device=q.device)
-    mask = sliding_mask(q_pos, torch.arange(total, device=q.device), window)
+    k_pos = torch.arange(total, device=q.device)
+    mask = chunked_mask(q_pos, k_pos, chunk) if chunk is not None else sliding_mask(q_pos, k_pos, window)
     return attention(q, k_all, v_all, mask, sinks=sinks, scale=scale)

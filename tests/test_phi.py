@@ -28,6 +28,7 @@ def test_phi3_mini_total():
     by_hand = 2 * vocab * hidden + layers * (4 * hidden * hidden + 3 * hidden * inter + 2 * hidden) + hidden
     assert by_hand == 3_821_079_552
     assert mantile_core.load_model(MINI_4K).params() == 3_821_079_552
+    assert mantile_core.load_model("phi-3-mini-4k").params() == 3_821_079_552
 
 
 def test_every_layer_slides_over_2047():

@@ -167,6 +167,44 @@ def check_param_count() -> ValidationOutcome:
     return ValidationOutcome(ok, "; ".join(lines))
 
 
+GEMMA4_SMALL = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=6, num_attention_heads=4,
+                    num_key_value_heads=2, head_dim=16, global_head_dim=32, num_global_key_value_heads=1,
+                    attention_k_eq_v=True, vocab_size=128, max_position_embeddings=256, sliding_window=8,
+                    hidden_size_per_layer_input=0, enable_moe_block=True, num_experts=4, top_k_experts=2,
+                    moe_intermediate_size=24, final_logit_softcapping=30.0)
+
+
+def check_gemma4() -> ValidationOutcome:
+    """A small Gemma 4 with k = v global layers and the MoE block: Mantile's parameters =
+    transformers' Gemma4ForCausalLM on the meta device, layer by layer (attention, MLP + MoE
+    block); the proportional RoPE inv_freq = transformers' for the global layers."""
+    import torch
+    from transformers import Gemma4ForCausalLM, Gemma4TextConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    from mantile_core import rope_scaling
+
+    hf_config = Gemma4TextConfig(**GEMMA4_SMALL)
+    with torch.device("meta"):
+        model = Gemma4ForCausalLM(hf_config)
+    theirs = sum(p.numel() for p in model.parameters())
+    _, layers = _mantile({"model_type": "gemma4_text", **GEMMA4_SMALL})
+    ours = sum(layer.params() for layer in layers)
+    per_layer = True
+    for i, block in enumerate(model.model.layers):
+        attention = next(lay for lay in layers if lay.kind == "attention" and lay.index == i)
+        per_layer &= attention.params() == sum(p.numel() for p in block.self_attn.parameters())
+        mine = sum(lay.params() for lay in layers if lay.index == i)
+        per_layer &= mine == sum(p.numel() for p in block.parameters())
+    inv, factor = ROPE_INIT_FUNCTIONS["proportional"](hf_config, "cpu", layer_type="full_attention")
+    ours_rope = rope_scaling(hf_config.rope_parameters["full_attention"], 32, 256)
+    pairs = len(ours_rope.inv_freq)
+    same = bool(torch.allclose(torch.as_tensor(ours_rope.inv_freq, dtype=torch.float32), inv[:pairs], rtol=1e-6))
+    ok = ours == theirs and per_layer and same and bool((inv[pairs:] == 0).all()) and factor == 1.0
+    return ValidationOutcome(ok, f"params {ours} = transformers {theirs}, per layer {per_layer}; proportional "
+                                 f"inv_freq ({pairs} rotated pairs of {inv.shape[0]}) = transformers {same}")
+
+
 def _guarded(check):
     def run() -> ValidationOutcome:
         return check() if _transformers() else _skip()
@@ -179,6 +217,8 @@ VALIDATION_CASES = [
     ValidationCase("gemma-attention-transformers", _guarded(check_attention),
                    "reference Gemma 2 / 3 attention (soft-cap, sliding, q/k norm) = transformers; projection FLOPs"),
     ValidationCase("gemma-geglu-mlp", _guarded(check_geglu), "GeGLU MLP = transformers' Gemma2MLP; matmul FLOPs"),
+    ValidationCase("gemma4-params-and-rope", _guarded(check_gemma4),
+                   "small Gemma 4 (k = v, MoE block): params = transformers per layer; proportional RoPE"),
     ValidationCase("gemma-param-count", _guarded(check_param_count),
                    "parameter totals of small Gemma 2 / 3 configs = transformers on the meta device"),
     ValidationCase("gemma-softcap-logits", _guarded(check_softcap_logits),

@@ -103,3 +103,12 @@ def test_reader_errors_and_missing_plugin(mantile_plugins, capsys):
         mantile_core.load_model("llama-4-scout")
     assert main(["estimate", "llama-4-maverick"]) == 2
     assert "mantile-llama4" in capsys.readouterr().err
+
+
+def test_estimate_says_how_chunked_layers_keep_kv(capsys):
+    assert main(["estimate", "llama-4-scout", "--tp", "8", "--input-len", "100", "--output-len", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "KV cache: chunked layers keep only their current 8192-token chunk; full layers keep the whole context" in out
+    assert main(["estimate", "llama-4-scout", "--tp", "8", "--input-len", "100", "--output-len", "4",
+                 "--kv-policy", "paged"]) == 0
+    assert "chunked layers keep the 16-token blocks from their current 8192-token chunk's start" in capsys.readouterr().out

@@ -98,6 +98,9 @@ POLICY_WORDS = {
     "ring": "sliding layers keep a ring buffer of the last {w} tokens",
     "paged": "sliding layers keep the {b}-token blocks still holding one of the last {w} tokens (vLLM's paging)",
     "full": "sliding layers keep the whole context (no eviction) and attend the last {w} tokens",
+    "chunked-ring": "chunked layers keep only their current {c}-token chunk",
+    "chunked-paged": "chunked layers keep the {b}-token blocks from their current {c}-token chunk's start (vLLM's paging)",
+    "chunked-full": "chunked layers keep the whole context (no eviction) and attend their own {c}-token chunk",
 }
 
 
@@ -106,15 +109,17 @@ def kv_words(result) -> str:
     tokens; full layers keep the whole context"; a plugin's policy by its description."""
     windows = sorted({w for w in result.model.config.windows if w is not None})
     w = "/".join(str(x) for x in windows) or "W"
+    chunks = sorted({lay.chunk for lay in result.model.layers if getattr(lay, "chunk", None)})
+    c = "/".join(str(x) for x in chunks) or "C"
     parts = []
     recurrent = bool(int(result.final.total.recurrent_state_bytes))  # Mamba / DeltaNet layers
-    for mask, policy in sorted(result.kv_policies.items(), key=lambda item: item[0] != "sliding"):
+    for mask, policy in sorted(result.kv_policies.items(), key=lambda item: (item[0] == "causal", item[0])):
         template = POLICY_WORDS.get(policy.name)
         if template is None:
             parts.append(f"{mask} layers: {policy.name} ({policy.description or 'a plugin policy'})")
             continue
-        text = template.format(w=w, b=result.kv_block)
-        if mask == "causal" and "sliding" not in result.kv_policies:
+        text = template.format(w=w, b=result.kv_block, c=c)
+        if mask == "causal" and len(result.kv_policies) == 1:
             text = "attention layers keep the whole context" if recurrent else "every layer keeps the whole context"
         parts.append(text)
     if recurrent:

@@ -508,6 +508,9 @@ def test_tpot_never_falls_as_the_context_grows(d, contexts):
     low, high = sorted(contexts)
     a, b = _estimate(d, context=low), _estimate(d, context=high)
     assume(a is not None and b is not None)
+    # a deployment that does not fit is costed as if it did (and warned about): its saturated
+    # queue is the closed loop the TOLERANCE note describes, beyond what the slack absorbs
+    assume(b.memory["fits"])
     assert float(b.serving.tpot_s) >= float(a.serving.tpot_s) * (1 - TOLERANCE), (d, low, high)
 
 

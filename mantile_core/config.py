@@ -180,6 +180,8 @@ def read_config_file(path: str | Path) -> dict:
         raise ConfigError(f"{shown!r} nests objects / arrays too deeply (at most {MAX_CONFIG_DEPTH} levels)") from None
     except ValueError as exc:  # an integer literal over Python's digit limit
         message = str(exc).split(";")[0].split("\n")[0]
+        if "integer string conversion" in message:  # worded differently by each Python
+            message = "an integer literal too long to read (over Python's 4300-digit limit)"
         raise ConfigError(f"{shown!r} is not a valid config: {message}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{shown!r} must hold a JSON object, not {type(data).__name__}")

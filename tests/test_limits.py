@@ -25,7 +25,7 @@ LLAMA = (DATA / "llama-3.2-1b.json").read_bytes()
     (codecs.BOM_UTF32_LE + LLAMA.decode().encode("utf-32-le"), "is UTF-32 encoded"),
     (b"[" * 100_000 + b"]" * 100_000, "nests objects / arrays too deeply (at most 32 levels)"),
     (b'{"a": ' * 40 + b"1" + b"}" * 40, "nests objects / arrays too deeply"),
-    (b'{"hidden_size": ' + b"9" * 5000 + b"}", "Exceeds the limit (4300 digits) for integer string conversion"),
+    (b'{"hidden_size": ' + b"9" * 5000 + b"}", "an integer literal too long to read (over Python's 4300-digit limit)"),
     (b"[1, 2]", "must hold a JSON object, not list"),
 ])
 def test_unreadable_config_files_are_one_line(tmp_path, raw, message):

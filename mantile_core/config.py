@@ -194,7 +194,7 @@ def _rope_parameters(data: Mapping, where: str) -> dict:
     """Normalise old ``rope_scaling``/``rope_theta`` and new ``rope_parameters`` to one dict;
     every numeric value must be finite, ``rope_theta`` positive (the rope_type's own plugin
     checks the rest when the model is built)."""
-    if not _missing_or_null(data, "rope_parameters"):
+    if data.get("rope_parameters") is not None:
         params = dict(checks.get_mapping(data, "rope_parameters", where))
     else:
         params = dict(checks.get_mapping(data, "rope_scaling", where, default={}))
@@ -238,9 +238,6 @@ def _check_rope_value(value: Any, key: str, where: str) -> None:
         return
     raise ConfigError(f"{where}: {key!r} has an unexpected value {value!r:.60}")
 
-
-def _missing_or_null(data: Mapping, key: str) -> bool:
-    return data.get(key) is None
 
 
 def _windows(data: Mapping, num_layers: int, where: str) -> tuple[int | None, ...]:

@@ -38,6 +38,8 @@ __all__ = [
     "Settings",
     "resolve_settings",
     "evaluate",
+    "group_batch",
+    "served_share",
 ]
 
 SUM_FIELDS = COST_FIELDS + ("resident_weight_bytes", "collectives", "alltoalls", "kernels")
@@ -70,6 +72,18 @@ def cost_phase(model: Model, step: Step, hw: HardwareSpec) -> PhaseResult:
         costs.append(cost)
         seconds.append(t)
     return PhaseResult(step, tuple(costs), tuple(seconds), LayerCost(**sums), time_total)
+
+
+def group_batch(batch, dp):
+    """Sequences of the busiest of ``dp`` attention-DP groups, ⌈batch/dp⌉ (arrays allowed):
+    the per-device figures are its devices'."""
+    return -(-batch // dp)
+
+
+def served_share(batch, dp):
+    """batch / (dp·⌈batch/dp⌉): the share of the groups' sequence slots that hold a sequence
+    (below 1 when groups are uneven or idle); per-GPU rates scale by it (arrays allowed)."""
+    return batch / (group_batch(batch, dp) * dp)
 
 
 def check_parallelism(model: Model, tp: int, ep: int, dp: int = 1) -> None:
@@ -276,7 +290,7 @@ class Estimate:
     def group_batch(self) -> int:
         """Sequences of the busiest attention-DP group, ⌈batch/dp⌉: the per-device figures are
         its devices'."""
-        return -(-self.batch // self.dp)
+        return group_batch(self.batch, self.dp)
 
     @property
     def memory(self) -> dict[str, Any]:
@@ -425,7 +439,7 @@ def estimate(
     given_context = context
     context = input_len + output_len // 2 if context is None else check_int("context", context)
     check_parallelism(model, tp, ep, dp)
-    group = -(-batch // dp)
+    group = group_batch(batch, dp)
     try:
         phases, serving = evaluate(model, settings, tp=tp, ep=ep, batch=group, input_len=input_len,
                                    output_len=output_len, context=context, prompts=prompts,
@@ -433,8 +447,8 @@ def estimate(
     except (OverflowError, FloatingPointError) as exc:  # a plugin's arithmetic beyond float range
         raise InputError(f"{model.name}: the figures of tp {tp}, batch {batch}, input {input_len}, output "
                          f"{output_len} overflow ({exc}): give smaller sizes") from None
-    if group * dp != batch:  # the groups are uneven: per-GPU rates count the sequences there are
-        share = batch / (group * dp)
+    share = served_share(batch, dp)
+    if share != 1:  # uneven or idle groups: per-GPU rates count the sequences there are
         serving = attrs.evolve(serving, throughput_tok_s_per_gpu=serving.throughput_tok_s_per_gpu * share,
                                output_tok_s_per_gpu=serving.output_tok_s_per_gpu * share)
     result = Estimate(model, settings.hardware, tp, ep, batch, input_len, output_len, int(context), settings.policies,

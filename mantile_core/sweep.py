@@ -38,7 +38,7 @@ import attrs
 import numpy
 
 from .errors import InputError, ParallelismError
-from .estimate import Settings, check_parallelism, evaluate, memory_figures, resolve_settings
+from .estimate import Settings, check_parallelism, evaluate, group_batch, memory_figures, resolve_settings, served_share
 from .jsonout import dumps
 from .limits import BOUNDS, INT64_HEADROOM, check_int, check_positive_float, check_waves, max_points
 from .model import Model, load_model
@@ -358,12 +358,12 @@ def _evaluate(out: numpy.ndarray, model: Model, settings: Settings, tp, ep, dp, 
     steps are those of the busiest attention-DP group (⌈batch/dp⌉ sequences), as in
     :func:`~mantile_core.estimate.estimate`."""
     context = input_len + output_len // 2  # estimate's default decode context
-    group = -(-batch // dp)
+    group = group_batch(batch, dp)
     phases, serving = evaluate(model, settings, tp=tp, ep=ep, batch=group, input_len=input_len,
                                output_len=output_len, context=context, prompts=prompts, batch_prefill=False, dp=dp)
     memory = memory_figures(model, settings.hardware, phases, group)
     memory["max_batch"] = numpy.where(memory["max_batch"] >= 0, memory["max_batch"] * dp, memory["max_batch"])
-    share = batch / (group * dp)  # idle or uneven groups: per-GPU rates count real sequences
+    share = served_share(batch, dp)  # idle or uneven groups: per-GPU rates count real sequences
     out["tp"], out["ep"], out["dp"], out["devices"], out["batch"] = tp, ep, dp, tp * dp, batch
     out["input_len"], out["output_len"], out["context"] = input_len, output_len, context
     out["ttft_ms"] = ttft_ms = serving.ttft_s * 1e3
@@ -420,7 +420,7 @@ def _check_int64(model: Model, settings: Settings, valid, batch: int, input_len:
     arrays would otherwise wrap silently. Every figure grows with batch and lengths."""
     context = input_len + output_len // 2
     for tp, ep, dp in valid:
-        group = -(-batch // dp)
+        group = group_batch(batch, dp)
         phases, _ = evaluate(model, settings, tp=int(tp), ep=int(ep), batch=group, input_len=input_len,
                              output_len=output_len, context=context, batch_prefill=False, dp=int(dp))
         figures = [memory_figures(model, settings.hardware, phases, group)]

@@ -105,12 +105,19 @@ def _link_bandwidth(tp, hw: HardwareSpec):
     return hw.link_bandwidth
 
 
+def _collective_latency(hw: HardwareSpec) -> float:
+    """Seconds per collective call beyond its bandwidth term: the calibration's
+    allreduce_latency, else the spec's link_latency."""
+    latency = hw.calibration.allreduce_latency
+    return hw.link_latency if latency is None else latency
+
+
 def allreduce_seconds(payload_bytes, collectives, tp, hw: HardwareSpec):
     """Time of ``collectives`` all-reduces over ``tp`` devices moving ``payload_bytes`` in all
     (each carries payload/collectives): per call the faster of one-shot α + (n−1)·p/B and
     two-shot 2α + 2(n−1)/n·p/B (see the module docstring). 0 when there is no collective."""
     cal = hw.calibration
-    alpha = hw.link_latency if cal.allreduce_latency is None else cal.allreduce_latency
+    alpha = _collective_latency(hw)
     bandwidth = _link_bandwidth(tp, hw) * cal.allreduce_efficiency
     calls = maximum(collectives, 1)
     per_call = payload_bytes / calls
@@ -124,7 +131,7 @@ def alltoall_seconds(payload_bytes, calls, world, hw: HardwareSpec):
     the other ``world`` − 1 devices: per call α + max(on-node bytes / scale-up bandwidth,
     off-node bytes / scale-out bandwidth). 0 when there is none."""
     cal = hw.calibration
-    alpha = hw.link_latency if cal.allreduce_latency is None else cal.allreduce_latency
+    alpha = _collective_latency(hw)
     peers = maximum(world - 1, 1)
     off_node = maximum(world - hw.node_size, 0) / peers
     per_call = payload_bytes / maximum(calls, 1)

@@ -9,7 +9,6 @@ Handles the file as published: old ``rope_scaling`` + ``rope_theta`` and new
 from __future__ import annotations
 
 import codecs
-import fnmatch
 import json
 import os
 from pathlib import Path
@@ -20,6 +19,7 @@ import attrs
 from .dtypes import DType, block_scaled, get_dtype
 from . import checks
 from .errors import ConfigError
+from .quant import QuantScheme, read_quant_scheme
 
 __all__ = ["ModelConfig", "parse_config", "read_config_file"]
 
@@ -67,6 +67,7 @@ class ModelConfig:
     quant_skip: tuple[str, ...]
     raw: Mapping[str, Any] = attrs.field(eq=False, hash=False, repr=False)
     quant_dtype: DType | None = None  # the quantized weights' storage (block scales included)
+    quant: QuantScheme | None = None  # per-module formats of a quantized checkpoint (mantile_core.quant)
 
     @property
     def rope_parameters(self) -> dict:
@@ -91,18 +92,16 @@ class ModelConfig:
         """The prefix of this config's error messages: "config 'name'"."""
         return f"config {self.name!r}"
 
-    def weight_dtype(self, module: str, *, quantizable: bool = True) -> DType:
-        """Storage dtype of a linear weight in ``module`` ("model.layers.0.mlp.experts"):
-        the quantization format unless the module matches ``modules_to_not_convert``; biases,
-        norms and other non-quantizable tensors pass ``quantizable=False``."""
-        if not quantizable or self.quant_method is None:
+    def weight_dtype(self, module: str, *, quantizable: bool = True, linears: tuple[str, ...] = ()) -> DType:
+        """Storage dtype of the linear weights in ``module`` ("model.layers.0.mlp.experts"):
+        the checkpoint's quantization format for that module (excluded modules, and modules a
+        mixed-precision checkpoint does not list, keep ``dtype``); biases, norms and other
+        non-quantizable tensors pass ``quantizable=False``. ``linears`` names the module's
+        projections ("q_proj", ...) so that per-projection exclusions are honoured: one
+        format for all of them, or a ConfigError when the checkpoint mixes formats."""
+        if not quantizable or self.quant is None:
             return self.dtype
-        for pattern in self.quant_skip:
-            if fnmatch.fnmatch(module, pattern) or module == pattern or module.startswith(pattern + "."):
-                return self.dtype
-            if fnmatch.fnmatch(module, pattern + ".*"):
-                return self.dtype
-        return self.quant_dtype or get_dtype(self.quant_method)
+        return self.quant.dtype_for(module, self.dtype, tuple(linears), f"config {self.name!r}")
 
 
 MAX_CONFIG_BYTES = 16 * 2**20
@@ -296,7 +295,8 @@ def _moe_layers(data: Mapping, num_layers: int, num_experts: int, where: str) ->
 
 # first of these keys present names the number of routed experts
 EXPERT_COUNT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
-QUANT_METHODS = {"mxfp4": "mxfp4", "fp8": "fp8", "nvfp4": "nvfp4", "modelopt": "nvfp4"}
+# quant_method -> the base format it names ("modelopt": per quant_algo, mantile_core.quant)
+QUANT_METHODS = {"mxfp4": "mxfp4", "fp8": "fp8", "nvfp4": "nvfp4", "modelopt": None}
 
 
 def _num_experts(data: Mapping, where: str) -> int:
@@ -310,21 +310,23 @@ def _num_experts(data: Mapping, where: str) -> int:
     return next(iter(counts.values()), 0)
 
 
-def _quantization(data: Mapping, where: str) -> tuple[str | None, tuple[str, ...], DType | None]:
-    """(method, modules kept in the checkpoint dtype, block-scaled storage dtype or None)."""
+def _quantization(data: Mapping, where: str) -> tuple[str | None, DType | None, QuantScheme | None]:
+    """(method, the base method's storage dtype, the per-module scheme); all None when the
+    checkpoint is not quantized. A quantization_config with ``quant_algo`` and no
+    ``quant_method`` is a modelopt export."""
     quant = checks.get_mapping(data, "quantization_config", where, default={})
-    raw_method = checks.get_str(quant, "quant_method", where + " quantization_config", default=None)
-    if raw_method is None:
-        return None, (), None
-    method = QUANT_METHODS.get(raw_method)
-    if method is None:
-        raise ConfigError(f"{where}: quantization method {raw_method!r} is not supported (mxfp4, nvfp4, fp8)")
     qwhere = where + " quantization_config"
-    skip = checks.get_str_list(quant, "modules_to_not_convert", qwhere, default=None)
-    if skip is None:
-        skip = checks.get_str_list(quant, "ignored_layers", qwhere, default=())
-    block = _block_scaled_dtype(quant, qwhere) if method == "fp8" else None
-    return method, tuple(skip), block
+    raw_method = checks.get_str(quant, "quant_method", qwhere, default=None)
+    if raw_method is None and quant.get("quant_algo") is None:
+        return None, None, None
+    method = raw_method or "modelopt"
+    if method not in QUANT_METHODS:
+        raise ConfigError(f"{where}: quantization method {raw_method!r} is not supported "
+                          f"({', '.join(sorted(QUANT_METHODS))})")
+    base = None
+    if QUANT_METHODS[method] is not None:
+        base = (_block_scaled_dtype(quant, qwhere) if method == "fp8" else None) or get_dtype(QUANT_METHODS[method])
+    return method, base, read_quant_scheme(quant, where, base=base)
 
 
 def _block_scaled_dtype(quant: Mapping, qwhere: str) -> DType | None:
@@ -387,7 +389,7 @@ def parse_config(data: Mapping[str, Any], name: str = "model") -> ModelConfig:
         raise ConfigError(f"{where}: required key 'moe_intermediate_size' is missing")
     # 0 means "no shared expert" (Qwen3-Coder-480B-A35B publishes it so)
     shared = checks.get_int(data, "shared_expert_intermediate_size", where, default=None, minimum=0)
-    quant_method, skip, quant_dtype = _quantization(data, where)
+    quant_method, quant_dtype, quant = _quantization(data, where)
     dtype_name = checks.get_str(data, "torch_dtype", where, default=None) or checks.get_str(
         data, "dtype", where, default="bfloat16")
     try:
@@ -416,7 +418,8 @@ def parse_config(data: Mapping[str, Any], name: str = "model") -> ModelConfig:
         moe_layers=moe_layers,
         dtype=dtype,
         quant_method=quant_method,
-        quant_skip=skip,
+        quant_skip=quant.skip if quant is not None else (),
         quant_dtype=quant_dtype,
+        quant=quant,
         raw=dict(data),
     )

@@ -13,6 +13,13 @@ plus 56·16 float32 ``weight_scale_inv`` values (3,584 bytes). Their size depend
 shapes, not on the element count alone, so :meth:`DType.nbytes` refuses a tiled dtype
 (a MantileError, never a silently wrong figure); layers give their matrices to
 :func:`matrices_nbytes`.
+
+Per-tensor scales (modelopt's FP8 and NVFP4 exports, :mod:`mantile_core.quant`) add
+``tensor_scale_bytes`` to every weight matrix: FP8 stores a float32 ``weight_scale`` and
+``input_scale`` per matrix (8 bytes), NVFP4 a float32 ``weight_scale_2`` and ``input_scale``
+beside its fp8 scale per 16 elements of a row (``rows·ceil(cols/16)`` bytes), so a
+4096 × 1536 NVFP4 matrix holds 3,145,728 + 393,216 + 8 bytes. They too need the matrix count:
+``nbytes`` refuses such a dtype, ``matrix_nbytes`` is exact.
 """
 
 from __future__ import annotations
@@ -34,11 +41,17 @@ class DType:
     scale_bits: int = 0
     compute: str = ""  # the tensor-core format that runs it natively ("" = its own name)
     tile: tuple[int, int] = ()  # (rows, cols) of a matrix per scale: 2-D block scaling
+    tensor_scale_bytes: int = 0  # per-matrix scales (modelopt weight_scale(_2) + input_scale)
 
     @property
     def tiled(self) -> bool:
         """True for 2-D block-scaled matrices (one scale per ``tile``)."""
         return bool(self.tile)
+
+    @property
+    def per_matrix(self) -> bool:
+        """True when the bytes depend on the matrix shapes or count (tiles, per-tensor scales)."""
+        return bool(self.tile) or bool(self.tensor_scale_bytes)
 
     @property
     def bits_per_element(self) -> float:
@@ -51,6 +64,9 @@ class DType:
         if self.tile:
             raise ConfigError(f"dtype {self.name!r} scales {self.tile[0]}x{self.tile[1]} blocks of each matrix: "
                               f"its bytes need matrix shapes (DType.matrix_nbytes), not an element count")
+        if self.tensor_scale_bytes:
+            raise ConfigError(f"dtype {self.name!r} stores {self.tensor_scale_bytes} bytes of scales per weight matrix: "
+                              f"its bytes need the matrices (DType.matrix_nbytes), not an element count")
         data = (numel * self.bits + 7) // 8
         if not self.block:
             return data
@@ -59,12 +75,16 @@ class DType:
     def matrix_nbytes(self, rows, cols, count=1):
         """Exact bytes of ``count`` (rows × cols) weight matrices: for a tiled dtype
         count·(ceil(rows·cols·bits/8) + ceil(rows/tile_rows)·ceil(cols/tile_cols)·scale_bits/8),
-        otherwise ``nbytes(count·rows·cols)``."""
-        if not self.tile:
+        for a per-tensor-scaled one count·(ceil(rows·cols·bits/8) + rows·ceil(cols/block)·
+        scale_bits/8 + tensor_scale_bytes), otherwise ``nbytes(count·rows·cols)``."""
+        if not self.per_matrix:
             return self.nbytes(count * rows * cols)
-        tr, tc = self.tile
-        scales = ((rows + tr - 1) // tr) * ((cols + tc - 1) // tc)
-        return count * ((rows * cols * self.bits + 7) // 8 + scales * self.scale_bits // 8)
+        if self.tile:
+            tr, tc = self.tile
+            scales = ((rows + tr - 1) // tr) * ((cols + tc - 1) // tc)
+        else:
+            scales = rows * ((cols + self.block - 1) // self.block) if self.block else 0
+        return count * ((rows * cols * self.bits + 7) // 8 + scales * self.scale_bits // 8 + self.tensor_scale_bytes)
 
     @property
     def compute_name(self) -> str:
@@ -83,8 +103,9 @@ def block_scaled(base: str | DType, tile: tuple[int, int], scale_bits: int = 32)
 def matrices_nbytes(dtype: DType, shapes) -> object:
     """Bytes of the weight matrices ``shapes`` = [(count, rows, cols), ...] in ``dtype``: one
     ``nbytes`` of their summed elements for an element-wise dtype (as before), the sum of
-    :meth:`DType.matrix_nbytes` for a tiled one. Works on numpy integer arrays."""
-    if not dtype.tile:
+    :meth:`DType.matrix_nbytes` for a tiled or per-tensor-scaled one. Works on numpy integer
+    arrays."""
+    if not dtype.per_matrix:
         return dtype.nbytes(sum(count * rows * cols for count, rows, cols in shapes))
     return sum(dtype.matrix_nbytes(rows, cols, count) for count, rows, cols in shapes)
 

@@ -122,13 +122,25 @@ def _resolve(name_or_path: str | Path) -> tuple[dict, str]:
     if _is(Path.is_dir, path):
         path = path / "config.json"
     if _is(Path.is_file, path) or path.suffix == ".json" or "/" in text:
-        data = read_config_file(path)
+        data = _with_hf_quant_config(read_config_file(path), path)
         stem = path.parent.name if path.name == "config.json" else path.stem
         return data, _display_name(data, stem or text[:256])
     shown = text if len(text) <= 80 else text[:80] + "..."
     raise UnknownModelError(
         f"unknown model {shown!r}: give a bundled name ({', '.join(bundled_models())}) or a path to a config.json"
     )
+
+
+def _with_hf_quant_config(data: dict, path: Path) -> dict:
+    """A modelopt checkpoint may publish its quantization in ``hf_quant_config.json`` beside
+    config.json instead of in it (nvidia/*-NVFP4, *-FP8): used when config.json has none."""
+    companion = path.parent / "hf_quant_config.json"
+    if not isinstance(data, dict) or data.get("quantization_config") or not _is(Path.is_file, companion):
+        return data
+    from .quant import hf_quant_to_quantization_config
+
+    quant = hf_quant_to_quantization_config(read_config_file(companion), f"{str(companion)!r}")
+    return {**data, "quantization_config": quant}
 
 
 def supported_model_types(registries=None) -> dict[str, tuple[str, ...]]:

@@ -58,6 +58,7 @@ class Attention(Layer):
     rope_type: str = "default"
     max_position: int = 4096
     chunk: int | None = None
+    kv_scale_bytes: int = 0  # KV-cache quantization scales the checkpoint stores (k_scale, v_scale)
 
     @property
     def mask(self) -> str:
@@ -116,7 +117,7 @@ class Attention(Layer):
 
     def weight_bytes(self) -> int:
         return (matrices_nbytes(self.weight_dtype, self._weight_matrices(self.heads, self.kv_heads))
-                + self.bias_dtype.nbytes(self._small_elements(self.heads, self.kv_heads)))
+                + self.bias_dtype.nbytes(self._small_elements(self.heads, self.kv_heads)) + self.kv_scale_bytes)
 
     def check_parallelism(self, tp: int, ep: int) -> None:
         require_divides("tp", tp, "num_attention_heads", self.heads)
@@ -165,7 +166,7 @@ class Attention(Layer):
         )
         kv_row = kvl * (dh + dv)  # K and V elements per position per sequence
         resident_weights = (matrices_nbytes(self.weight_dtype, self._weight_matrices(hl, kvl))
-                            + self.bias_dtype.nbytes(self._small_elements(hl, kvl)))
+                            + self.bias_dtype.nbytes(self._small_elements(hl, kvl)) + self.kv_scale_bytes)
         act = step.act_dtype
         parallel = tp > 1
         return LayerCost(

@@ -163,17 +163,18 @@ class LMHead(Layer):
     bias_dtype: DType | None = None
 
     def _bias_bytes(self, rows) -> int:
-        return (self.bias_dtype or self.dtype).nbytes(self.bias * rows)
+        return (self.bias_dtype or self.dtype).nbytes(rows) if self.bias else 0
 
     def params(self) -> int:
         return (0 if self.tied else self.vocab * self.hidden) + self.bias * self.vocab
 
     def weight_bytes(self) -> int:
-        return self.dtype.nbytes(0 if self.tied else self.vocab * self.hidden) + self._bias_bytes(self.vocab)
+        weights = 0 if self.tied else self.dtype.matrix_nbytes(self.vocab, self.hidden)
+        return weights + self._bias_bytes(self.vocab)
 
     def cost(self, step: Step) -> LayerCost:
         rows = _rows_per_device(self.vocab, step.tp)
-        shard_bytes = self.dtype.nbytes(rows * self.hidden) + self._bias_bytes(rows)
+        shard_bytes = self.dtype.matrix_nbytes(rows, self.hidden) + self._bias_bytes(rows)
         matmul = 2 * step.batch * self.hidden * rows
         parallel = step.tp > 1
         logits = step.act_dtype.nbytes(step.batch * rows)
@@ -181,7 +182,7 @@ class LMHead(Layer):
             flops=matmul + self.bias * step.batch * rows,
             matmul_flops=matmul,
             weight_bytes=shard_bytes,
-            resident_weight_bytes=(0 if self.tied else self.dtype.nbytes(rows * self.hidden)) + self._bias_bytes(rows),
+            resident_weight_bytes=(0 if self.tied else self.dtype.matrix_nbytes(rows, self.hidden)) + self._bias_bytes(rows),
             activation_bytes=logits,
             comm_bytes=step.act_dtype.nbytes(step.batch * self.vocab) * parallel,
             collectives=1 * parallel,

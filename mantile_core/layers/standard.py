@@ -27,7 +27,7 @@ from .mlp import GatedMLP, MoE, activation_name
 from .simple import Embedding, LMHead, PositionEmbedding, RMSNorm
 
 __all__ = ["STANDARD_MODEL_TYPES", "CORE_LAYER_TYPES", "DecoderLayout", "STANDARD_LAYOUT", "decoder_slots",
-           "standard_slots", "attention_kwargs", "moe_kwargs", "mlp_kwargs"]
+           "standard_slots", "attention_kwargs", "moe_kwargs", "mlp_kwargs", "ATTENTION_LINEARS", "MLP_LINEARS"]
 
 STANDARD_MODEL_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe"})
 
@@ -72,6 +72,11 @@ def decoder_slots(config: ModelConfig, layout: DecoderLayout = STANDARD_LAYOUT) 
     return slots
 
 
+# the projections of the standard attention and gated MLP, as checkpoints name them
+ATTENTION_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP_LINEARS = ("gate_proj", "up_proj", "down_proj")
+
+
 def standard_slots(config: ModelConfig) -> list[LayerSlot]:
     """The standard decoder stack: embedding; per block input norm, attention,
     post-attention norm, MLP or MoE; final norm; LM head."""
@@ -91,8 +96,9 @@ def attention_kwargs(config: ModelConfig, slot: LayerSlot) -> dict:
         kv_heads=config.num_kv_heads,
         head_dim=config.head_dim,
         rotary_dim=rotary_dim(config.rope_parameters, config.head_dim),
-        weight_dtype=config.weight_dtype(slot.name),
+        weight_dtype=config.weight_dtype(slot.name, linears=ATTENTION_LINEARS),
         bias_dtype=config.dtype,
+        kv_scale_bytes=config.quant.kv_scale_bytes if config.quant is not None else 0,
         window=config.windows[slot.index],
         rope_type=config.rope_parameters.get("rope_type", "default"),
         max_position=config.max_position_embeddings,
@@ -108,15 +114,18 @@ def _attention(config: ModelConfig, slot: LayerSlot) -> Attention:
                      o_bias=o_bias, qk_norm=mt in ("qwen3", "qwen3_moe"))
 
 
-def mlp_kwargs(config: ModelConfig, slot: LayerSlot, *, key: str = "hidden_act", default: str = "silu") -> dict:
+def mlp_kwargs(config: ModelConfig, slot: LayerSlot, *, key: str = "hidden_act", default: str = "silu",
+               linears: tuple[str, ...] = MLP_LINEARS) -> dict:
     """Shape, dtype and activation arguments every MLP shares: hidden, intermediate_size,
     weights in the quantization format unless excluded, biases in the checkpoint dtype, the
-    activation named by config key ``key`` (transformers' spelling, ConfigError if unknown)."""
+    activation named by config key ``key`` (transformers' spelling, ConfigError if unknown);
+    ``linears`` names its projections as the checkpoint does (per-projection exclusions)."""
     if config.intermediate_size is None:
         raise ConfigError(f"{config.where}: required key 'intermediate_size' is missing")
     name = checks.get_str(config.raw, key, config.where, default=default)
     return dict(name=slot.name, index=slot.index, hidden=config.hidden_size,
-                intermediate=config.intermediate_size, weight_dtype=config.weight_dtype(slot.name),
+                intermediate=config.intermediate_size,
+                weight_dtype=config.weight_dtype(slot.name, linears=linears),
                 bias_dtype=config.dtype, activation=activation_name(name, config.where, key))
 
 
@@ -137,7 +146,8 @@ def moe_kwargs(config: ModelConfig, slot: LayerSlot) -> dict:
 def _moe(config: ModelConfig, slot: LayerSlot) -> MoE:
     shared = config.shared_expert_intermediate_size or 0
     return MoE(**moe_kwargs(config, slot), shared_intermediate=shared, shared_gate=bool(shared),
-               shared_dtype=config.weight_dtype(slot.name + ".shared_expert") if shared else None)
+               shared_dtype=config.weight_dtype(slot.name + ".shared_expert", linears=MLP_LINEARS)
+               if shared else None)
 
 
 def _embedding(config: ModelConfig, slot: LayerSlot) -> Embedding:
@@ -155,8 +165,11 @@ def _position_embedding(config: ModelConfig, slot: LayerSlot) -> PositionEmbeddi
 
 
 def _lm_head(config: ModelConfig, slot: LayerSlot) -> LMHead:
+    # quantized only when a mixed-precision checkpoint lists it (transformers and vLLM keep the
+    # output projection in the checkpoint dtype otherwise)
+    listed = config.quant is not None and config.quant.lists(slot.name)
     return LMHead(name=slot.name, index=slot.index, vocab=config.vocab_size, hidden=config.hidden_size,
-                  dtype=config.weight_dtype(slot.name, quantizable=False), tied=config.tie_word_embeddings)
+                  dtype=config.weight_dtype(slot.name, quantizable=listed), tied=config.tie_word_embeddings)
 
 
 CORE_LAYER_TYPES = [

@@ -32,6 +32,9 @@ Module names are compared with the checkpoint's after dropping a ``language_mode
 patterns matching the module or one of its ancestors; a ``re:`` pattern is a regular expression.
 A layer asks for a module of several linears with ``linears=(names...)``: one format for all,
 or a ConfigError when the checkpoint mixes formats inside it (never a silently wrong figure).
+Asked for the module alone while an exclusion names one of its projections
+(``model.layers.0.self_attn.q_a_proj``), the scheme refuses too: the layer type must name its
+projections.
 """
 
 from __future__ import annotations
@@ -104,6 +107,19 @@ class QuantScheme:
                 return dtype
         return self.default
 
+    def _partly_excluded(self, module: str) -> list[str]:
+        """Exclusion patterns naming something inside ``module`` (not the module itself): their
+        literal part before any wildcard lies below it (``...self_attn.q_a_proj``)."""
+        if self._one(module) is None:
+            return []
+        inside = _canonical(module) + "."
+        out = []
+        for pattern in self.skip:
+            literal = re.split(r"[*?\[]", _canonical(pattern), maxsplit=1)[0]
+            if not pattern.startswith("re:") and literal.startswith(inside):
+                out.append(pattern)
+        return out
+
     def lists(self, module: str) -> bool:
         """True when a mixed-precision checkpoint names ``module`` in ``quantized_layers``."""
         module = _canonical(module)
@@ -113,6 +129,10 @@ class QuantScheme:
         """Format of the weight matrices of ``module`` (or of its ``linears``, which must
         agree); ``dense`` when they are not quantized."""
         if not linears:
+            partial = self._partly_excluded(module)
+            if partial:
+                raise ConfigError(f"{where}: the checkpoint keeps part of {module} unquantized "
+                                  f"({', '.join(partial[:3])}); the layer type must name its projections")
             found = self._one(module)
             if found is None and self.per_layer:
                 # a module some of whose children are listed per layer (e.g. "mlp" of

@@ -161,3 +161,16 @@ def test_scheme_is_a_record():
     scheme = read_quant_scheme({"quant_method": "modelopt", "quant_algo": "FP8", "exclude_modules": ["lm_head"]},
                                "config 'x'")
     assert isinstance(scheme, QuantScheme) and scheme.skip == ("lm_head",) and scheme.kv_scale_bytes == 0
+
+
+def test_module_asked_whole_while_a_projection_is_excluded_is_refused():
+    """A layer type that asks for its module alone cannot see per-projection exclusions."""
+    quant = {"quant_method": "modelopt", **_read("nvidia--GLM-5-NVFP4_hf_quant_config.json")["quantization"]}
+    scheme = read_quant_scheme(quant, "config 'g'")
+    bf16 = mantile_core.dtypes.get_dtype("bf16")
+    with pytest.raises(ConfigError, match="keeps part of model.layers.5.self_attn unquantized"):
+        scheme.dtype_for("model.layers.5.self_attn", bf16)
+    # named, GLM-5's attention is wholly excluded (indexer included): bf16
+    assert scheme.dtype_for("model.layers.5.self_attn", bf16, linears=(
+        "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj", "indexer.wq_b")) is bf16
+    assert scheme.dtype_for("model.layers.5.mlp.experts", bf16).name == "nvfp4-pertensor"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from mantile_core.dtypes import matrices_nbytes
 from mantile_core.layers import GatedMLP
-from mantile_core.layers.standard import moe_kwargs, standard_slots
+from mantile_core.layers.standard import MLP_LINEARS, moe_kwargs, standard_slots
 from mantile_core.layers.simple import RMSNorm
 from mantile_core.records import LayerSlot, LayerType, ModelLayout
 
@@ -24,6 +24,13 @@ from .dsa import DSAttention
 from .moe import DeepSeekMoE
 
 __all__ = ["LAYER_TYPES", "LAYOUTS", "build_attention", "build_mlp", "build_moe", "mtp_extras", "deepseek_slots"]
+
+
+def mla_linears(shape) -> tuple[str, ...]:
+    """The attention's projections as the checkpoint names them (per-projection quantization
+    exclusions are checked against these)."""
+    q = ("q_a_proj", "q_b_proj") if shape.q_lora_rank else ("q_proj",)
+    return q + ("kv_a_proj_with_mqa", "kv_b_proj", "o_proj")
 
 
 def build_attention(config, slot: LayerSlot) -> MLAttention:
@@ -47,7 +54,8 @@ def _mla_kwargs(config, slot: LayerSlot, shape, rope) -> dict:
     return dict(name=slot.name, index=slot.index, hidden=shape.hidden, heads=shape.heads,
                 q_lora_rank=shape.q_lora_rank, kv_lora_rank=shape.kv_lora_rank,
                 qk_nope_head_dim=shape.qk_nope_head_dim, qk_rope_head_dim=shape.qk_rope_head_dim,
-                v_head_dim=shape.v_head_dim, weight_dtype=config.weight_dtype(slot.name),
+                v_head_dim=shape.v_head_dim,
+                weight_dtype=config.weight_dtype(slot.name, linears=mla_linears(shape)),
                 norm_dtype=config.dtype, attention_bias=shape.attention_bias,
                 rope_type=rope.get("rope_type", "default"), max_position=config.max_position_embeddings)
 
@@ -55,8 +63,8 @@ def _mla_kwargs(config, slot: LayerSlot, shape, rope) -> dict:
 def build_mlp(config, slot: LayerSlot) -> GatedMLP:
     """A dense layer (the first first_k_dense_replace): the core's SwiGLU of intermediate_size."""
     return GatedMLP(name=slot.name, index=slot.index, hidden=config.hidden_size,
-                    intermediate=config.intermediate_size, weight_dtype=config.weight_dtype(slot.name),
-                    bias_dtype=config.dtype)
+                    intermediate=config.intermediate_size,
+                    weight_dtype=config.weight_dtype(slot.name, linears=MLP_LINEARS), bias_dtype=config.dtype)
 
 
 def build_moe(config, slot: LayerSlot) -> DeepSeekMoE:
@@ -65,7 +73,8 @@ def build_moe(config, slot: LayerSlot) -> DeepSeekMoE:
     spec = moe_spec(config)
     shared = spec.n_shared_experts * config.moe_intermediate_size
     return DeepSeekMoE(**moe_kwargs(config, slot), router_bias=spec.correction_bias, shared_intermediate=shared,
-                       shared_dtype=config.weight_dtype(slot.name + ".shared_experts") if shared else None,
+                       shared_dtype=config.weight_dtype(slot.name + ".shared_experts", linears=MLP_LINEARS)
+                       if shared else None,
                        n_group=spec.n_group, topk_group=spec.topk_group,
                        routed_scaling_factor=spec.routed_scaling_factor, norm_topk_prob=spec.norm_topk_prob,
                        scoring_func=spec.scoring_func, n_shared_experts=spec.n_shared_experts)

@@ -32,9 +32,9 @@ Module names are compared with the checkpoint's after dropping a ``language_mode
 patterns matching the module or one of its ancestors; a ``re:`` pattern is a regular expression.
 A layer asks for a module of several linears with ``linears=(names...)``: one format for all,
 or a ConfigError when the checkpoint mixes formats inside it (never a silently wrong figure).
-Asked for the module alone while an exclusion names one of its projections
-(``model.layers.0.self_attn.q_a_proj``), the scheme refuses too: the layer type must name its
-projections.
+Asked for the module alone while an exclusion names one of its projections (a ``*proj*``
+name inside it: ``model.layers.0.self_attn.q_a_proj``), the scheme refuses too: the layer type
+must name its projections.
 """
 
 from __future__ import annotations
@@ -108,15 +108,17 @@ class QuantScheme:
         return self.default
 
     def _partly_excluded(self, module: str) -> list[str]:
-        """Exclusion patterns naming something inside ``module`` (not the module itself): their
-        literal part before any wildcard lies below it (``...self_attn.q_a_proj``)."""
+        """Exclusion patterns naming a projection inside ``module`` (not the module itself):
+        their literal part before any wildcard lies below it and names a ``*proj*`` linear
+        (``...self_attn.q_a_proj``; norms, biases and routers listed there are not quantized
+        anyway)."""
         if self._one(module) is None:
             return []
         inside = _canonical(module) + "."
         out = []
         for pattern in self.skip:
             literal = re.split(r"[*?\[]", _canonical(pattern), maxsplit=1)[0]
-            if not pattern.startswith("re:") and literal.startswith(inside):
+            if not pattern.startswith("re:") and literal.startswith(inside) and "proj" in literal[len(inside):]:
                 out.append(pattern)
         return out
 

@@ -104,6 +104,8 @@ KNOWN_GAPS = {
     # holds one weight format
     "nvidia--DeepSeek-V3.1-NVFP4": "self_attn mixes weight formats across its projections",
     "nvidia--DeepSeek-V3.2-NVFP4": "self_attn mixes weight formats across its projections",
+    # int4 pack-quantized experts (compressed-tensors) inside text_config: not costed as bf16
+    "moonshotai--Kimi-K2.5": "quantization method 'compressed-tensors' is not supported",
 }
 
 

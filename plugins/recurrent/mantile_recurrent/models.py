@@ -120,7 +120,8 @@ def build_mamba2(config, slot: LayerSlot) -> Mamba2Mixer:
         heads, head_dim, state = config.get("num_heads"), config.get("ssm_head_dim"), config.get("state_size")
     return Mamba2Mixer(name=slot.name, index=slot.index, hidden=config.hidden_size, heads=heads, head_dim=head_dim,
                        groups=config.get("n_groups"), state=state, conv_kernel=config.get("conv_kernel"),
-                       chunk=config.get("chunk_size"), weight_dtype=config.weight_dtype(slot.name),
+                       chunk=config.get("chunk_size"),
+                       weight_dtype=config.weight_dtype(slot.name, linears=("in_proj", "out_proj")),
                        dtype=config.dtype, use_bias=bool(config.get("use_bias", False)),
                        conv_bias=bool(config.get("use_conv_bias", True)), ssm_dtype=_ssm_dtype(config))
 
@@ -147,7 +148,8 @@ def build_mlp(config, slot: LayerSlot):
     """SwiGLU MLP (Jamba, Qwen hybrids) or Nemotron-H's squared-ReLU MLP."""
     if config.model_type in NEMOTRON_TYPES:
         return Relu2MLP(name=slot.name, index=slot.index, hidden=config.hidden_size,
-                        intermediate=config.intermediate_size, weight_dtype=config.weight_dtype(slot.name),
+                        intermediate=config.intermediate_size,
+                        weight_dtype=config.weight_dtype(slot.name, linears=("up_proj", "down_proj")),
                         bias_dtype=config.dtype, bias=bool(config.get("mlp_bias", False)))
     if config.intermediate_size is None:
         raise ConfigError(f"config {config.name!r}: required key 'intermediate_size' is missing")

@@ -68,18 +68,6 @@ def _claimed_type(data: dict, supported) -> str | None:
     return None
 
 
-def expected_totals(entry: dict) -> tuple[int, ...]:
-    """transformers' text-model parameters, and the same plus the persistent buffers safetensors
-    stores beside them (``e_score_correction_bias``, ...): a plugin may count those buffers as
-    parameters (the published safetensors totals do) or not; either figure is exact, any other
-    is wrong. Empty when transformers cannot build the config."""
-    text = entry.get("text_params", entry.get("full_text_params"))
-    if text is None:
-        return ()
-    buffers = sum(entry.get("checkpoint_buffers", {}).values())
-    return (text, text + buffers) if buffers else (text,)
-
-
 def _check_estimate(model) -> None:
     import math
 
@@ -97,23 +85,11 @@ def _check_estimate(model) -> None:
                     assert math.isfinite(value) and value >= 0, (row["index"], row["kind"], phase, name, value)
 
 
-# supported model types whose published quantized variant Mantile refuses rather than cost
-# wrongly: config -> the reason its one-line error gives
-KNOWN_GAPS = {
-    # modelopt keeps q_a/q_b/kv_a/kv_b in bf16 and quantizes o_proj to NVFP4; the MLA layer
-    # holds one weight format
-    "nvidia--DeepSeek-V3.1-NVFP4": "self_attn mixes weight formats across its projections",
-    "nvidia--DeepSeek-V3.2-NVFP4": "self_attn mixes weight formats across its projections",
-    # int4 pack-quantized experts (compressed-tensors) inside text_config: not costed as bf16
-    "moonshotai--Kimi-K2.5": "quantization method 'compressed-tensors' is not supported",
-}
-
-
 @pytest.mark.parametrize("key", sorted(CONFIGS))
 def test_collection_config_loads_exactly_or_names_its_type(key, tmp_path):
     """Supported model_type: loads, its total equals transformers' text-model total (MTP layers
-    and vision towers excluded, checkpoint buffers counted or not: SOURCES.md), and estimate
-    gives finite, positive figures. Unsupported: one line naming the model_type, never blaming a key."""
+    and vision towers excluded, as documented in SOURCES.md), and estimate gives finite, positive
+    figures. Unsupported: one line naming the model_type, never blaming a key."""
     import mantile_core
     from mantile_core.errors import MantileError
     from mantile_core.model import supported_model_types
@@ -151,6 +127,10 @@ def test_collection_config_loads_exactly_or_names_its_type(key, tmp_path):
 
 # checkpoints refused in one line rather than costed wrong
 KNOWN_REFUSALS = {
+    # modelopt keeps q_a/q_b/kv_a/kv_b in bf16 and quantizes o_proj to NVFP4; the MLA layer
+    # holds one weight format
+    "nvidia--DeepSeek-V3.1-NVFP4": "self_attn mixes weight formats across its projections",
+    "nvidia--DeepSeek-V3.2-NVFP4": "self_attn mixes weight formats across its projections",
     # int4 pack-quantized experts (compressed-tensors) inside text_config
     "moonshotai--Kimi-K2.5": "quantization method 'compressed-tensors' is not supported",
 }

@@ -1,4 +1,6 @@
-"""mantile-phi: Microsoft's Phi-3 / Phi-3.5 decoders (``phi3``) for the Mantile estimator.
+"""mantile-phi: Microsoft's Phi-3 / Phi-3.5 decoders (``phi3``) and Phi-3.5-MoE (``phimoe``,
+:mod:`mantile_phi.phimoe`: LayerNorm, attention and LM-head biases, sparsemixer top-2 routing)
+for the Mantile estimator.
 
 Phi-3 is the standard decoder with two fused projections that change no count: ``qkv_proj``
 (hidden → (heads + 2·kv_heads)·head_dim, the same parameters and FLOPs as separate q/k/v) and

@@ -35,7 +35,9 @@ Steady state (a closed system: requests complete at λ = C / E2E per second):
 - TTFT = r + lag·τ + own + W_q: the request overhead r (HTTP, tokenising, streaming the first
   token back), the steps already scheduled when it arrives (``schedule_lag_steps``: 1.5 with
   asynchronous scheduling, the rest of the running step plus the one scheduled behind it),
-  its own step (τ₀ + X(1) mixed, max(P, H) prompt-only) and W_q waiting for prompt capacity.
+  its own step and W_q waiting for prompt capacity. Its own step holds its prompt and the
+  others that arrived during the same step, k' = min(1 + m·(C − 1)/C, k_max) (Poisson
+  arrivals of the other C − 1 requests; 1 for C = 1): τ₀ + X(k') mixed, X(k') prompt-only.
   Queued prompts share full steps: the engine serves one in s = (T₀ + X(k_max))/k_max
   (T₀ = τ₀ mixed, 0 prompt-only). For C arrivals spread over a window W, ρ = C·s/W and
   W_q = s/2 · (C·relu(1 − 1/ρ) + min(ρ, √C)): the fluid backlog (C·s − W)/2 of an
@@ -46,7 +48,9 @@ Steady state (a closed system: requests complete at λ = C / E2E per second):
 
 A benchmark of N prompts (``prompts``; InferenceMAX sends N = 10·C) runs K = N/C waves. The
 first C requests arrive together with nothing running: they share prompt-only steps of
-B₁ = min(budget, C·I) tokens, k₁ = B₁/I prompts, lasting max(F + k₁·Δ, H); the j-th
+B₁ = min(budget, C·I) tokens, k₁ = B₁/I prompts, lasting max(F₁ + k₁·Δ₁, H) (F₁, Δ₁ the
+chord of the prompt-only step through 1 and max(k₁, 2) prompts: no decode to overlap, so
+nothing here depends on the decode context); the j-th
 finishes after ⌈j/k₁⌉ of them, on average (C/k₁ + 1)/2 + relu(1/k₁ − 1)/2 steps (at least
 one). Their first tokens leave over C·s, so the next wave arrives spread over
 W₂ = √((C·s)² + (σ·O·τ)²) (σ = ``length_spread``, the output lengths' range over their mean:
@@ -147,7 +151,7 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
           prefill_extra_s=None, max_batched_tokens=None, prompts=None, request_overhead_s=0.0,
           schedule_lag_steps=ASYNC_SCHEDULING_LAG, length_spread=BENCHMARK_LENGTH_SPREAD,
           mixed_prefill=True, host_floor_s=0.0, prefill_instances=None, transfer_s=0.0,
-          output_devices=None) -> ServingTimes:
+          output_devices=None, prompt_step_s=None) -> ServingTimes:
     """Apply the model of the module docstring (element-wise on numpy arrays).
 
     ``prefill_extra_s`` defaults to ``prefill_request_s`` (prompt and decode work simply
@@ -156,7 +160,8 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
     aggregated) the number of separate prompt instances of a disaggregated deployment, whose
     KV cache takes ``transfer_s`` to reach the decode instance; ``output_devices`` (default
     ``devices``) divides the output tokens/s (a disaggregated benchmark divides them by the
-    decode GPUs only)."""
+    decode GPUs only); ``prompt_step_s`` (a callable k -> seconds, or None) the prompt-only
+    step holding k prompts that the first wave runs, nothing decoding yet (None: F + k·Δ)."""
     xp = _backend(prefill_request_s, decode_step_s, batch, input_len, output_len, devices, prefill_extra_s,
                   max_batched_tokens, prompts, host_floor_s, prefill_instances, transfer_s, output_devices,
                   request_overhead_s, schedule_lag_steps, length_spread)
@@ -188,16 +193,28 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
         return xp.maximum(fixed + k * delta, H)
 
     service = ((tau0 if mixed else 0.0) + extra(k_max)) / k_max / instances
-    own = tau0 + extra(1.0) if mixed else extra(1.0)
-    if disaggregated:
-        own = own + transfer_s
 
-    # the first wave: C prompts at once over the instances, nothing decoding yet
+    def own_step(k):
+        """A request's own prompt step, shared with k − 1 other prompts."""
+        if disaggregated:
+            return extra(1.0) + transfer_s
+        return tau0 + extra(k) if mixed else extra(k)
+
+    own = own_step(1.0)
+
+    # the first wave: C prompts at once over the instances, nothing decoding yet, so its
+    # prompt-only steps owe nothing to the decode context (F₁ + k·Δ₁, the chord of prompt_step_s)
     per_instance = C / instances
     k_first = xp.maximum(xp.minimum(budget, per_instance * I) / I, 1e-9)
+    if callable(prompt_step_s):
+        k_far = xp.maximum(k_first, 2.0)
+        first_delta = (xp.asarray(prompt_step_s(k_far), dtype=float) - P) / (k_far - 1.0)
+        first_fixed = xp.maximum(P - first_delta, 0.0)
+    else:
+        first_delta, first_fixed = delta, fixed
     first_steps = xp.maximum(1.0, (per_instance / k_first + 1.0) / 2.0
                                 + xp.maximum(1.0 / k_first - 1.0, 0.0) / 2.0)
-    first_step = xp.maximum(fixed + xp.minimum(k_first, per_instance) * delta, H)
+    first_step = xp.maximum(first_fixed + xp.minimum(k_first, per_instance) * first_delta, H)
     ttft_first = request_overhead_s + first_steps * first_step + (transfer_s if disaggregated else 0.0)
 
     e2e = request_overhead_s + own + (O - 1.0) * tau0
@@ -214,6 +231,9 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
             k = xp.clip(m / busy, 1.0, k_max)
             per_step = xp.minimum(m / k, 1.0)  # a step holds at most k_max prompts
             tau = 0.5 * tau + 0.5 * (tau0 + per_step * extra(k))
+            # a tagged prompt's step also holds the others that arrived with it: Poisson(m) of
+            # the other C − 1 requests' share of the arrivals (none when C = 1)
+            own = own_step(xp.clip(1.0 + m * (C - 1.0) / C, 1.0, k_max))
         share = 1.0 - tau0 / tau
         base = request_overhead_s + schedule_lag_steps * tau + own
         if prompts is None:
@@ -313,11 +333,14 @@ def phase_serving(phases, hw, *, counts=None, batch, input_len, output_len, devi
     if mixed and counts is not None:
         def delta(k):
             return prefill_extra_seconds(counts, phases.decode, phases.request_prefill, hw, k)
-    elif counts is not None:
-        def delta(k):
-            return prompt_step_seconds(counts, phases.request_prefill, hw, k) + cal.step_overhead
     else:
         delta = prompt
+    prompt_step = None
+    if counts is not None:
+        def prompt_step(k):
+            return prompt_step_seconds(counts, phases.request_prefill, hw, k) + cal.step_overhead
+        if not mixed:
+            delta = prompt_step
     host = 0.0
     if counts is not None and cal.eager_kernel_overhead:
         host = host_floor_seconds(step_kernels(phases.decode, counts), input_len + (batch if mixed else 0),
@@ -328,4 +351,4 @@ def phase_serving(phases, hw, *, counts=None, batch, input_len, output_len, devi
                  prompts=prompts, request_overhead_s=cal.request_overhead,
                  schedule_lag_steps=(ASYNC_SCHEDULING_LAG if engine is None else engine.schedule_lag_steps)
                  + numpy.asarray(attention_dp, dtype=float) * cal.attention_dp_wait_steps,
-                 mixed_prefill=mixed, host_floor_s=host)
+                 mixed_prefill=mixed, host_floor_s=host, prompt_step_s=prompt_step)

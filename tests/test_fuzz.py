@@ -462,13 +462,13 @@ def test_hostile_plugin_fuzz(plan, command):
 
 # ---------------------------------------------------------------- serving-model properties
 
-TOLERANCE = 1e-3
-"""Relative slack of the monotonicity properties (the bug they guard against was 15 %). The
-fixed point converges to about 1e-7, but one closed-loop effect remains: in a saturated
-benchmark (prefill share 0.998: llama-3.2-1b, h100, vllm, batch 256, 131072-token prompts,
-361 outputs, 10 waves) a longer decode step lengthens the queue wait more than the step, so
-slightly fewer prompts arrive per step and TPOT falls by 1.2e-4 from context 4 to 576 (the
-long profile finds it; converged: the same with 4,000 iterations)."""
+TOLERANCE = 1e-6
+"""Relative slack of the monotonicity properties: the serving model's fixed point converges
+to about 1e-7 (the bug they guard against was 15 %). Every deployment is sampled, fitting or
+not, with any output length: the closed loop's residual dips (a request's own prompt step
+costed as if it ran alone while the steps around it carried many; the first wave's
+prompt-only steps costed with the decode-overlapped marginal prompt, so they shrank as the
+decode context grew) were fixed in the serving model (issue #15); the long profile passes."""
 
 DENSE_AND_MOE = ["llama-3.2-1b", "llama-3.1-8b", "qwen2.5-7b", "qwen3-8b", "mistral-7b", "mixtral-8x7b", "qwen3-30b-a3b"]
 _MODELS: dict[str, object] = {}
@@ -508,12 +508,6 @@ def test_tpot_never_falls_as_the_context_grows(d, contexts):
     low, high = sorted(contexts)
     a, b = _estimate(d, context=low), _estimate(d, context=high)
     assume(a is not None and b is not None)
-    # a deployment that does not fit is costed as if it did (and warned about): its saturated
-    # queue is the closed loop the TOLERANCE note describes, beyond what the slack absorbs
-    assume(b.memory["fits"])
-    # requests of a few output tokens are dominated by the prompts around them: there the
-    # closed loop still lets TPOT dip ~1e-3 as the context grows (issue #15, left open)
-    assume(d["output_len"] >= 64)
     assert float(b.serving.tpot_s) >= float(a.serving.tpot_s) * (1 - TOLERANCE), (d, low, high)
 
 

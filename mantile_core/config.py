@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from .dtypes import DType, block_scaled, get_dtype
+from .dtypes import DType, LinearFormats, block_scaled, get_dtype
 from . import checks
 from .errors import ConfigError
 from .quant import QuantScheme, read_quant_scheme
@@ -102,6 +102,14 @@ class ModelConfig:
         if not quantizable or self.quant is None:
             return self.dtype
         return self.quant.dtype_for(module, self.dtype, tuple(linears), f"config {self.name!r}")
+
+    def linear_formats(self, module: str, linears: tuple[str, ...]) -> LinearFormats:
+        """Storage format of each projection ``linears`` of ``module``, for a layer that costs
+        every projection at its own format (a checkpoint may quantize some and exclude others):
+        one format for all of them (``dtype``) when the checkpoint is not quantized."""
+        if self.quant is None:
+            return LinearFormats(self.dtype)
+        return self.quant.formats_for(module, self.dtype, tuple(linears))
 
 
 MAX_CONFIG_BYTES = 16 * 2**20

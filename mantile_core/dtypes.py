@@ -20,6 +20,10 @@ Per-tensor scales (modelopt's FP8 and NVFP4 exports, :mod:`mantile_core.quant`) 
 beside its fp8 scale per 16 elements of a row (``rows·ceil(cols/16)`` bytes), so a
 4096 × 1536 NVFP4 matrix holds 3,145,728 + 393,216 + 8 bytes. They too need the matrix count:
 ``nbytes`` refuses such a dtype, ``matrix_nbytes`` is exact.
+
+A layer whose projections a checkpoint stores in different formats holds a
+:class:`LinearFormats` (a default format and the projections that differ) and sums each
+projection's bytes at its own format.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import attrs
 
 from .errors import ConfigError
 
-__all__ = ["DType", "DTYPES", "get_dtype", "block_scaled", "matrices_nbytes"]
+__all__ = ["DType", "DTYPES", "LinearFormats", "get_dtype", "block_scaled", "matrices_nbytes"]
 
 
 @attrs.frozen
@@ -108,6 +112,32 @@ def matrices_nbytes(dtype: DType, shapes) -> object:
     if not dtype.per_matrix:
         return dtype.nbytes(sum(count * rows * cols for count, rows, cols in shapes))
     return sum(dtype.matrix_nbytes(rows, cols, count) for count, rows, cols in shapes)
+
+
+@attrs.frozen
+class LinearFormats:
+    """Storage formats of a layer's named projections (a checkpoint that quantizes some
+    projections of one layer and keeps the others: nvidia's DeepSeek-V3.1-NVFP4 stores MLA's
+    o_proj in NVFP4 and q_a/q_b/kv_a/kv_b in bf16).
+
+    ``default``: the format of every projection not named in ``per_linear`` (the format most
+    of the layer's projections have); ``per_linear``: (projection name, DType) of the others."""
+
+    default: DType
+    per_linear: tuple[tuple[str, DType], ...] = ()
+
+    def of(self, linear: str) -> DType:
+        """The format of projection ``linear``."""
+        return dict(self.per_linear).get(linear, self.default)
+
+    def nbytes(self, shapes) -> object:
+        """Exact bytes of the named matrices ``shapes`` = [(name, count, rows, cols), ...], each
+        at its projection's format: the sum over formats of :func:`matrices_nbytes` of the
+        matrices in that format."""
+        groups: dict[DType, list] = {}
+        for name, count, rows, cols in shapes:
+            groups.setdefault(self.of(name), []).append((count, rows, cols))
+        return sum(matrices_nbytes(dtype, group) for dtype, group in groups.items())
 
 
 DTYPES: dict[str, DType] = {

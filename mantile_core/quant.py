@@ -32,6 +32,8 @@ Module names are compared with the checkpoint's after dropping a ``language_mode
 patterns matching the module or one of its ancestors; a ``re:`` pattern is a regular expression.
 A layer asks for a module of several linears with ``linears=(names...)``: one format for all,
 or a ConfigError when the checkpoint mixes formats inside it (never a silently wrong figure).
+A layer type that costs each projection at its own format (mantile-mla's MLA and DSA) asks
+:meth:`QuantScheme.formats_for` instead and gets a :class:`~mantile_core.dtypes.LinearFormats`.
 Asked for the module alone while an exclusion names one of its projections (a ``*proj*``
 name inside it: ``model.layers.0.self_attn.q_a_proj``), the scheme refuses too: the layer type
 must name its projections.
@@ -41,12 +43,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections import Counter
 from typing import Any, Mapping
 
 import attrs
 
 from . import checks
-from .dtypes import DType, get_dtype
+from .dtypes import DType, LinearFormats, get_dtype
 from .errors import ConfigError
 
 __all__ = ["QuantScheme", "read_quant_scheme", "MODELOPT_FORMATS", "hf_quant_to_quantization_config"]
@@ -127,6 +130,18 @@ class QuantScheme:
         module = _canonical(module)
         return any(module == name or module.startswith(name + ".") for name, _ in self.per_layer)
 
+    def _per_linear(self, module: str, dense: DType, linears: tuple[str, ...]) -> dict[str, DType]:
+        return {name: (self._one(f"{module}.{name}") or dense) for name in linears}
+
+    def formats_for(self, module: str, dense: DType, linears: tuple[str, ...]) -> LinearFormats:
+        """Format of each of ``module``'s ``linears``, for a layer that costs its projections
+        one by one: the default is the format most of them have (the first such in
+        ``linears`` order on a tie); the rest are listed per projection."""
+        formats = self._per_linear(module, dense, linears)
+        counts = Counter(formats.values())
+        default = max(counts, key=lambda d: (counts[d], -list(formats.values()).index(d)))
+        return LinearFormats(default, tuple((name, d) for name, d in formats.items() if d != default))
+
     def dtype_for(self, module: str, dense: DType, linears: tuple[str, ...] = (), where: str = "config") -> DType:
         """Format of the weight matrices of ``module`` (or of its ``linears``, which must
         agree); ``dense`` when they are not quantized."""
@@ -146,7 +161,7 @@ class QuantScheme:
                     raise ConfigError(f"{where}: {module} mixes weight formats "
                                       f"({', '.join(sorted(d.name for d in below))}); give its linears")
             return found or dense
-        formats = {name: (self._one(f"{module}.{name}") or dense) for name in linears}
+        formats = self._per_linear(module, dense, linears)
         kinds = set(formats.values())
         if len(kinds) > 1:
             listed = ", ".join(f"{name} {d.name}" for name, d in formats.items())

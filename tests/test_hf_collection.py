@@ -127,10 +127,6 @@ def test_collection_config_loads_exactly_or_names_its_type(key, tmp_path):
 
 # checkpoints refused in one line rather than costed wrong
 KNOWN_REFUSALS = {
-    # modelopt keeps q_a/q_b/kv_a/kv_b in bf16 and quantizes o_proj to NVFP4; the MLA layer
-    # holds one weight format
-    "nvidia--DeepSeek-V3.1-NVFP4": "self_attn mixes weight formats across its projections",
-    "nvidia--DeepSeek-V3.2-NVFP4": "self_attn mixes weight formats across its projections",
     # int4 pack-quantized experts (compressed-tensors) inside text_config
     "moonshotai--Kimi-K2.5": "quantization method 'compressed-tensors' is not supported",
 }

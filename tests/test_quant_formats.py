@@ -139,17 +139,78 @@ def test_mixed_base_method_keeps_its_format_for_unlisted_modules():
     assert scheme.dtype_for("layers.2.ffn.gate", bf16) is base
 
 
-def test_partly_excluded_layer_is_an_error_not_a_guess():
-    """nvidia/DeepSeek-V3.1-NVFP4 keeps q_a/q_b/kv_a/kv_b projections in bf16 but quantizes
-    o_proj: a layer holding one format cannot represent that, so it is refused."""
+def _excluded(patterns: list[str], module: str) -> bool:
+    """By hand, as nvidia's lists are written: an exact module name, or ``prefix*``."""
+    return module in patterns or module.startswith(tuple(p[:-1] for p in patterns if p.endswith("*")))
+
+
+def bf16(rows: int, cols: int) -> int:
+    return 2 * rows * cols
+
+
+@pytest.mark.parametrize("key", ["nvidia--DeepSeek-V3.1-NVFP4", "nvidia--DeepSeek-V3.2-NVFP4"])
+def test_deepseek_nvfp4_mixes_formats_inside_mla(key, tmp_path):
+    """nvidia/DeepSeek-V3.1-NVFP4 and -V3.2-NVFP4 (hf_quant_config.json: NVFP4, FP8 KV scales)
+    exclude q_a/q_b/kv_a/kv_b (and V3.2's ``indexer*``) of every layer and quantize o_proj:
+    each projection is costed at its own format. Expected bytes from the config's shapes and
+    the exclude list alone (MTP layer 61 is reported apart, excluded here)."""
+    config = _read(f"{key}_config.json")
+    exclude = _read(f"{key}_hf_quant_config.json")["quantization"]["exclude_modules"]
+    assert all("*" not in p[:-1] for p in exclude)  # the hand matcher above reads them all
+    exclude = frozenset(exclude)
+    hidden, heads, r_q, r, dn, dr, dv = 7168, 128, 1536, 512, 128, 64, 128
+    layers, dense_layers, inter, moe_inter, experts, vocab = 61, 3, 18432, 2048, 256, 129280
+    assert (config["hidden_size"], config["num_hidden_layers"], config["n_routed_experts"]) == (hidden, layers, experts)
+
+    def linear(module: str, rows: int, cols: int) -> int:
+        return bf16(rows, cols) if _excluded(exclude, module) else nvfp4(rows, cols)
+
+    total = bf16(vocab, hidden) + 2 * hidden + bf16(vocab, hidden)  # embed, final norm, lm_head
+    assert _excluded(exclude, "lm_head")
+    for i in range(layers):
+        attn = f"model.layers.{i}.self_attn"
+        total += 2 * 2 * hidden  # input and post-attention RMSNorm
+        total += (linear(f"{attn}.q_a_proj", r_q, hidden) + linear(f"{attn}.q_b_proj", heads * (dn + dr), r_q)
+                  + linear(f"{attn}.kv_a_proj_with_mqa", r + dr, hidden)
+                  + linear(f"{attn}.kv_b_proj", heads * (dn + dv), r)
+                  + linear(f"{attn}.o_proj", hidden, heads * dv)
+                  + 2 * (r_q + r)  # q_a_layernorm, kv_a_layernorm
+                  + 4 + 4)  # FP8 KV cache: float32 k_scale and v_scale
+        if "index_n_heads" in config:  # DSA indexer: wq_b, wk, weights_proj, k_norm (LayerNorm)
+            nh, dh = config["index_n_heads"], config["index_head_dim"]
+            total += (linear(f"{attn}.indexer.wq_b", nh * dh, r_q) + linear(f"{attn}.indexer.wk", dh, hidden)
+                      + bf16(nh, hidden) + 2 * 2 * dh)
+        mlp = f"model.layers.{i}.mlp"
+        if i < dense_layers:
+            total += 2 * linear(f"{mlp}.gate_proj", inter, hidden) + linear(f"{mlp}.down_proj", hidden, inter)
+        else:
+            for e in [f"{mlp}.experts.{j}" for j in range(experts)] + [f"{mlp}.shared_experts"]:
+                total += (linear(f"{e}.gate_proj", moe_inter, hidden) + linear(f"{e}.up_proj", moe_inter, hidden)
+                          + linear(f"{e}.down_proj", hidden, moe_inter))
+            total += bf16(experts, hidden) + 4 * experts  # router weight, float32 e_score_correction_bias
+    model = mantile_core.load_model(_published(key, tmp_path))
+    assert model.weight_bytes() == total
+    attention = next(layer for layer in model.layers if layer.kind == "attention")
+    o_proj = hidden * heads * dv
+    assert attention.weight_bytes() - (0 if "index_n_heads" not in config else attention.indexer_bytes()) == (
+        bf16(r_q, hidden) + bf16(heads * (dn + dr), r_q) + bf16(r + dr, hidden) + bf16(heads * (dn + dv), r)
+        + o_proj // 2 + o_proj // 16 + 8 + 2 * (r_q + r) + 8)
+
+
+def test_partly_excluded_layer_is_refused_by_a_one_format_layer():
+    """A layer type holding one format per layer (the core attention) refuses a checkpoint
+    that mixes formats across its projections, in one line."""
     quant = {"quant_method": "modelopt", **_read("nvidia--DeepSeek-V3.1-NVFP4_hf_quant_config.json")["quantization"]}
     scheme = read_quant_scheme(quant, "config 'd'")
-    bf16 = mantile_core.dtypes.get_dtype("bf16")
+    bf16_ = mantile_core.dtypes.get_dtype("bf16")
     with pytest.raises(ConfigError, match=r"model.layers.0.self_attn mixes weight formats .*o_proj nvfp4-pertensor"):
-        scheme.dtype_for("model.layers.0.self_attn", bf16,
+        scheme.dtype_for("model.layers.0.self_attn", bf16_,
                          linears=("q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"))
-    assert scheme.dtype_for("model.layers.5.mlp.experts", bf16).name == "nvfp4-pertensor"
-    assert scheme.dtype_for("lm_head", bf16) is bf16
+    formats = scheme.formats_for("model.layers.0.self_attn", bf16_,
+                                 ("q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"))
+    assert formats.default is bf16_ and [(n, d.name) for n, d in formats.per_linear] == [("o_proj", "nvfp4-pertensor")]
+    assert scheme.dtype_for("model.layers.5.mlp.experts", bf16_).name == "nvfp4-pertensor"
+    assert scheme.dtype_for("lm_head", bf16_) is bf16_
 
 
 def test_unknown_quant_algo_is_named():
@@ -174,3 +235,41 @@ def test_module_asked_whole_while_a_projection_is_excluded_is_refused():
     assert scheme.dtype_for("model.layers.5.self_attn", bf16, linears=(
         "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj", "indexer.wq_b")) is bf16
     assert scheme.dtype_for("model.layers.5.mlp.experts", bf16).name == "nvfp4-pertensor"
+
+
+def test_nemotron_3_nano_nvfp4_mixers_kept_in_bf16(tmp_path):
+    """nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4 excludes in_proj and out_proj of the Mamba-2
+    mixer before each attention layer, and q/k/v/o of every attention layer: those are bf16,
+    the other mixers' projections NVFP4. Expected from the config's shapes and the exclude
+    list (a mixer's conv1d, A_log, D, dt_bias and norm are the same bytes in every mixer)."""
+    key = "nvidia--NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4"
+    config = _read(f"{key}_config.json")
+    exclude = frozenset(_read(f"{key}_hf_quant_config.json")["quantization"]["exclude_modules"])
+    assert not any("*" in p for p in exclude)
+    hidden, heads, kv_heads, dh = 2688, 32, 2, 128
+    m_heads, m_dim, groups, state = 64, 64, 8, 128
+    inner = m_heads * m_dim
+    in_rows = 2 * inner + 2 * groups * state + m_heads  # z, x, B, C, dt
+    assert (config["hidden_size"], config["mamba_num_heads"], config["n_groups"]) == (hidden, m_heads, groups)
+
+    def linear(module: str, rows: int, cols: int) -> int:
+        return bf16(rows, cols) if _excluded(exclude, module) else nvfp4(rows, cols)
+
+    model = mantile_core.load_model(_published(key, tmp_path))
+    mixers = {layer.index: layer for layer in model.layers if layer.name.endswith(".mixer")}
+    pattern = config["hybrid_override_pattern"]
+    rest = set()
+    for i, kind in enumerate(pattern):
+        name = f"backbone.layers.{i}.mixer"
+        if kind == "*":  # attention, no biases or norms; FP8 KV cache scales
+            assert mixers[i].weight_bytes() == (linear(f"{name}.q_proj", heads * dh, hidden)
+                                                + 2 * linear(f"{name}.k_proj", kv_heads * dh, hidden)
+                                                + linear(f"{name}.o_proj", hidden, heads * dh) + 8), i
+            assert _excluded(exclude, f"{name}.q_proj")
+        elif kind == "M":
+            rest.add(mixers[i].weight_bytes() - linear(f"{name}.in_proj", in_rows, hidden)
+                     - linear(f"{name}.out_proj", hidden, inner))
+    assert len(rest) == 1  # six bf16 mixers and seventeen NVFP4 ones differ by their projections only
+    kept = [i for i, kind in enumerate(pattern)
+            if kind == "M" and _excluded(exclude, f"backbone.layers.{i}.mixer.in_proj")]
+    assert kept == [4, 11, 18, 25, 32, 41]

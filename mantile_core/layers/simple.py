@@ -182,7 +182,8 @@ class LMHead(Layer):
             flops=matmul + self.bias * step.batch * rows,
             matmul_flops=matmul,
             weight_bytes=shard_bytes,
-            resident_weight_bytes=(0 if self.tied else self.dtype.matrix_nbytes(rows, self.hidden)) + self._bias_bytes(rows),
+            resident_weight_bytes=((0 if self.tied else self.dtype.matrix_nbytes(rows, self.hidden))
+                                   + self._bias_bytes(rows)),
             activation_bytes=logits,
             comm_bytes=step.act_dtype.nbytes(step.batch * self.vocab) * parallel,
             collectives=1 * parallel,

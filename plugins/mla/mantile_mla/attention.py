@@ -10,6 +10,10 @@ dqk = dn + dr. Weights (transformers' names):
   shared rope key k_pe (dr); ``kv_b_proj`` (h·(dn + dv) × r): W_UK (dn per head) and W_UV (dv);
 - ``o_proj`` (H × h·dv). ``attention_bias`` adds biases to q_a_proj, kv_a_proj and o_proj.
 
+Each linear is stored in its own format (``per_linear``; modelopt may quantize some and keep
+others in bf16) and costed at it; a checkpoint with FP8 KV-cache scales adds a float32
+``k_scale`` and ``v_scale`` per layer (modelopt stores them on ``kv_a_proj_with_mqa``).
+
 Tensor parallelism (vLLM, SGLang): q_b_proj / q_proj, kv_b_proj and o_proj shard by heads;
 q_a_proj, kv_a_proj, both norms and **the latent KV cache are replicated on every rank** (the
 latent has no head axis). The o_proj bias is added once. All-reduce after o_proj: T·H·bytes.
@@ -39,7 +43,7 @@ from __future__ import annotations
 
 import attrs
 import numpy
-from mantile_core.dtypes import DType, matrices_nbytes
+from mantile_core.dtypes import DType, LinearFormats
 from mantile_core.layers import Layer, require_divides
 from mantile_core.layers.attention import ROPE_FLOPS_PER_ELEMENT, ROPE_TABLE_DTYPE_BYTES, SOFTMAX_FLOPS_PER_PAIR
 from mantile_core.layers.simple import NORM_FLOPS_PER_ELEMENT
@@ -66,7 +70,10 @@ def pick(decode, absorbed, expanded):
 @attrs.frozen(kw_only=True)
 class MLAttention(Layer):
     """MLA self-attention with full causal masking; ``weight_dtype`` for the five linears
-    (fp8 block-scaled in DeepSeek-V3's checkpoint), ``norm_dtype`` for norms and biases."""
+    (fp8 block-scaled in DeepSeek-V3's checkpoint) except those ``per_linear`` names with a
+    format of their own ((projection, DType): nvidia's DeepSeek-V3.1/V3.2-NVFP4 store o_proj
+    in NVFP4 and the q / kv projections in bf16), ``norm_dtype`` for norms and biases. The
+    GEMMs are timed at ``weight_dtype``'s compute format."""
 
     kind: str = "attention"
     hidden: int
@@ -79,6 +86,8 @@ class MLAttention(Layer):
     weight_dtype: DType
     norm_dtype: DType
     attention_bias: bool = False
+    per_linear: tuple[tuple[str, DType], ...] = ()
+    kv_scale_bytes: int = 0  # KV-cache quantization scales the checkpoint stores (k_scale, v_scale)
     rope_type: str = "default"
     max_position: int = 4096
 
@@ -96,12 +105,27 @@ class MLAttention(Layer):
         return self.kv_lora_rank + self.qk_rope_head_dim
 
     # --- parameters ------------------------------------------------------------------
+    @property
+    def formats(self) -> LinearFormats:
+        """The storage format of each projection."""
+        return LinearFormats(self.weight_dtype, self.per_linear)
+
+    def _named_matrices(self, hl):
+        """(projection, count, rows, cols) of the linears held by a device with ``hl`` heads."""
+        h, r_q, r = self.hidden, self.q_lora_rank, self.kv_lora_rank
+        q = ([("q_a_proj", 1, r_q, h), ("q_b_proj", 1, hl * self.qk_head_dim, r_q)] if r_q
+             else [("q_proj", 1, hl * self.qk_head_dim, h)])
+        return q + [("kv_a_proj_with_mqa", 1, self.latent_width, h),
+                    ("kv_b_proj", 1, hl * (self.qk_nope_head_dim + self.v_head_dim), r),
+                    ("o_proj", 1, h, hl * self.v_head_dim)]
+
     def _matrices(self, hl):
         """(count, rows, cols) of the linears held by a device with ``hl`` heads."""
-        h, r_q, r = self.hidden, self.q_lora_rank, self.kv_lora_rank
-        q = ([(1, r_q, h), (1, hl * self.qk_head_dim, r_q)] if r_q else [(1, hl * self.qk_head_dim, h)])
-        return q + [(1, self.latent_width, h), (1, hl * (self.qk_nope_head_dim + self.v_head_dim), r),
-                    (1, h, hl * self.v_head_dim)]
+        return [shape[1:] for shape in self._named_matrices(hl)]
+
+    def linear_bytes(self, hl) -> int:
+        """Bytes of the linears held by a device with ``hl`` heads, each at its own format."""
+        return self.formats.nbytes(self._named_matrices(hl))
 
     def _small(self, o_bias: bool = True) -> int:
         """Norm weights and biases (replicated; the o_proj bias on one rank)."""
@@ -113,7 +137,7 @@ class MLAttention(Layer):
         return sum(c * a * b for c, a, b in self._matrices(self.heads)) + self._small()
 
     def weight_bytes(self) -> int:
-        return matrices_nbytes(self.weight_dtype, self._matrices(self.heads)) + self.norm_dtype.nbytes(self._small())
+        return self.linear_bytes(self.heads) + self.norm_dtype.nbytes(self._small()) + self.kv_scale_bytes
 
     def check_parallelism(self, tp: int, ep: int) -> None:
         require_divides("tp", tp, "num_attention_heads", self.heads)
@@ -182,8 +206,7 @@ class MLAttention(Layer):
         width = self.latent_width
         resident = policy.resident_positions(step.written, 0, step.kv_block)
         read = policy.read_positions(step.written, 0, step.kv_block)
-        weights = (matrices_nbytes(self.weight_dtype, self._matrices(hl))
-                   + self.norm_dtype.nbytes(self._small()))
+        weights = self.linear_bytes(hl) + self.norm_dtype.nbytes(self._small()) + self.kv_scale_bytes
         decode = self.absorbed(step)
         r_q, r, dn, dv = self.q_lora_rank or 0, self.kv_lora_rank, self.qk_nope_head_dim, self.v_head_dim
         keys = step.batch * step.written

@@ -12,7 +12,6 @@ and ``shared_head.head`` (V × H) copies, ``enorm`` and ``hnorm`` (H each), ``eh
 
 from __future__ import annotations
 
-from mantile_core.dtypes import matrices_nbytes
 from mantile_core.layers import GatedMLP
 from mantile_core.layers.standard import MLP_LINEARS, moe_kwargs, standard_slots
 from mantile_core.layers.simple import RMSNorm
@@ -27,15 +26,15 @@ __all__ = ["LAYER_TYPES", "LAYOUTS", "build_attention", "build_mlp", "build_moe"
 
 
 def mla_linears(shape) -> tuple[str, ...]:
-    """The attention's projections as the checkpoint names them (per-projection quantization
-    exclusions are checked against these)."""
+    """The attention's projections as the checkpoint names them: each is costed at the format
+    the checkpoint gives it (nvidia's DeepSeek-V3.1/V3.2-NVFP4 quantize o_proj only)."""
     q = ("q_a_proj", "q_b_proj") if shape.q_lora_rank else ("q_proj",)
     return q + ("kv_a_proj_with_mqa", "kv_b_proj", "o_proj")
 
 
 def build_attention(config, slot: LayerSlot) -> MLAttention:
-    """The MLA of decoder layer ``slot.index``: its linears in the quantization format (unless
-    excluded), norms and biases in the checkpoint dtype; RoPE of the config's rope_type on
+    """The MLA of decoder layer ``slot.index``: each linear in its quantization format (unless
+    excluded, per projection), norms and biases in the checkpoint dtype; RoPE of the config's rope_type on
     qk_rope_head_dim dims. DeepSeek-V3.2 / GLM-5: DSA, with the layer's own indexer unless the
     schedule shares the previous one (MTP layers run their own)."""
     shape = mla_shape(config)
@@ -51,11 +50,13 @@ def build_attention(config, slot: LayerSlot) -> MLAttention:
 
 
 def _mla_kwargs(config, slot: LayerSlot, shape, rope) -> dict:
+    formats = config.linear_formats(slot.name, mla_linears(shape))
     return dict(name=slot.name, index=slot.index, hidden=shape.hidden, heads=shape.heads,
                 q_lora_rank=shape.q_lora_rank, kv_lora_rank=shape.kv_lora_rank,
                 qk_nope_head_dim=shape.qk_nope_head_dim, qk_rope_head_dim=shape.qk_rope_head_dim,
                 v_head_dim=shape.v_head_dim,
-                weight_dtype=config.weight_dtype(slot.name, linears=mla_linears(shape)),
+                weight_dtype=formats.default, per_linear=formats.per_linear,
+                kv_scale_bytes=config.quant.kv_scale_bytes if config.quant is not None else 0,
                 norm_dtype=config.dtype, attention_bias=shape.attention_bias,
                 rope_type=rope.get("rope_type", "default"), max_position=config.max_position_embeddings)
 

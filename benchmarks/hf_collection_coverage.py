@@ -13,7 +13,8 @@ excluded). Each config is loaded as its repository publishes it: ``config.json``
 - ``exact``: loads, ``Model.params()`` equals transformers' text total, and an estimate (H200,
   TP1, batch 1, 1024 in / 128 out) gives finite, positive TTFT / TPOT / throughput;
 - ``mismatch``: loads, but the total differs (the difference is printed) from transformers' total,
-  with or without the stored ``e_score_correction_bias`` router buffers;
+  with or without the stored ``e_score_correction_bias`` router buffers (or every stored
+  buffer, DeepSeek-V4's ``tid2eid`` included);
 - ``error``: the model_type is supported but loading or estimating fails (its one line);
 - ``unsupported``: no installed plugin supports the model_type (its one line).
 
@@ -82,9 +83,11 @@ def evaluate(key: str, entry: dict, root: Path) -> dict:
         return {**record, "outcome": "error", "reason": _line(exc)}
     record["params"] = model.params()
     # the router's e_score_correction_bias, a buffer the checkpoint stores, counts as parameters
-    # in mantile-mla / mantile-decoder-zoo (as the published safetensors totals do)
+    # in mantile-mla / mantile-decoder-zoo (as the published safetensors totals do), and
+    # DeepSeek-V4's tid2eid hash table too (every stored buffer)
     stored = (entry.get("checkpoint_buffers") or {}).get("e_score_correction_bias", 0)
-    if expected is not None and model.params() not in (expected, expected + stored):
+    every = sum((entry.get("checkpoint_buffers") or {}).values())
+    if expected is not None and model.params() not in (expected, expected + stored, expected + every):
         return {**record, "outcome": "mismatch", "reason": f"{model.params() - expected:+,d} parameters"}
     try:
         doc = mantile_core.estimate(model, "h200", tp=1, batch=1, input_len=1024, output_len=128).to_dict()

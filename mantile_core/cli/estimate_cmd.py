@@ -124,6 +124,8 @@ def kv_words(result) -> str:
         parts.append(text)
     if recurrent:
         parts.append("recurrent layers keep a fixed-size state per sequence, whatever the context")
+    # what layers keep beyond their mask's policy (DeepSeek-V4's compressed entries), in their words
+    parts += sorted({words for layer in result.model.layers if (words := getattr(layer, "cache_words", lambda: "")())})
     return "; ".join(parts)
 
 

@@ -24,7 +24,8 @@ from mantile_core.dtypes import DTYPES
 from mantile_core.layers import MoE
 from mantile_core.workload import LayerCost, Step
 
-__all__ = ["DeepSeekMoE", "GROUP_SCORE_FLOPS_PER_GROUP", "CORRECTION_BIAS_DTYPE"]
+__all__ = ["DeepSeekMoE", "DeepSeekV4MoE", "GROUP_SCORE_FLOPS_PER_GROUP", "CORRECTION_BIAS_DTYPE", "HASH_ID_BYTES",
+           "SQRTSOFTPLUS_EXTRA_FLOPS_PER_LOGIT", "CLAMP_FLOPS_PER_ELEMENT"]
 
 GROUP_SCORE_FLOPS_PER_GROUP = 2  # the sum of the group's two best scores, and their comparison
 CORRECTION_BIAS_DTYPE = DTYPES["fp32"]  # e_score_correction_bias is stored in float32
@@ -65,3 +66,55 @@ class DeepSeekMoE(MoE):
     def cost(self, step: Step) -> LayerCost:
         base = super().cost(step)
         return attrs.evolve(base, flops=base.flops + self.routing_flops(step))
+
+
+HASH_ID_BYTES = 8
+"""``tid2eid`` holds expert ids as int64 (transformers' buffer): 8 bytes each."""
+
+SQRTSOFTPLUS_EXTRA_FLOPS_PER_LOGIT = 2
+"""sqrt(softplus(x)) beyond the core's 3 per logit: softplus is exp, +1, log (3) and sqrt (1),
+against the 2 of a sigmoid-like score the core's 3 already hold with the top-k comparison."""
+
+CLAMP_FLOPS_PER_ELEMENT = 3
+"""Clamped SwiGLU (DeepSeek-V4, GPT-OSS-like): gate clamped from above (1), up both ways (2)."""
+
+
+@attrs.frozen(kw_only=True)
+class DeepSeekV4MoE(DeepSeekMoE):
+    """DeepSeek-V4's MoE: DeepSeek MoE with one shared MLP, SwiGLU clamped at ``swiglu_limit``
+    on every expert and the shared MLP, ``scoring_func`` sqrtsoftplus, and on a hash-routed
+    layer (``hash_vocab`` > 0) the frozen ``tid2eid`` table (vocab × top_k int64 expert ids,
+    counted as parameters: the checkpoint stores it) choosing the experts instead of a top-k
+    (the router GEMM still scores them, for their weights) and no e_score_correction_bias."""
+
+    hash_vocab: int = 0
+    swiglu_limit: float = 10.0
+
+    def _hash_ids(self) -> int:
+        return self.hash_vocab * self.top_k
+
+    def params(self) -> int:
+        return super().params() + self._hash_ids()
+
+    def weight_bytes(self) -> int:
+        return super().weight_bytes() + HASH_ID_BYTES * self._hash_ids()
+
+    def describe(self) -> dict:
+        return super().describe() | {"routing": "hash (tid2eid)" if self.hash_vocab else "top-k",
+                                     "swiglu_limit": self.swiglu_limit}
+
+    def routing_flops(self, step: Step):
+        """DeepSeek's normalisation and scaling; sqrtsoftplus scores; the clamps of the routed
+        and shared experts' SwiGLU; a hash layer looks its experts up (no top-k comparison)."""
+        tokens = step.tokens
+        score = (SQRTSOFTPLUS_EXTRA_FLOPS_PER_LOGIT if self.scoring_func == "sqrtsoftplus" else 0) - bool(self.hash_vocab)
+        world = step.tp * step.dp
+        clamp = CLAMP_FLOPS_PER_ELEMENT * (tokens * step.dp * self.top_k * self.intermediate // world
+                                           + tokens * self.shared_intermediate // step.tp)
+        return super().routing_flops(step) + tokens * self.experts * score + clamp
+
+    def cost(self, step: Step) -> LayerCost:
+        base = super().cost(step)
+        table = HASH_ID_BYTES * self._hash_ids()
+        return attrs.evolve(base, weight_bytes=base.weight_bytes + HASH_ID_BYTES * step.tokens * self.top_k * bool(table),
+                            resident_weight_bytes=base.resident_weight_bytes + table)

@@ -33,7 +33,7 @@ CHECKOUT_PATHS: dict[str, str] = {
 
 CHECKOUT_REQUIRES: dict[str, tuple[str, ...]] = {
     "mantile-gpt-oss-attention": ("mantile-rope-yarn", "mantile-swa-cache"),
-    "mantile-mla": ("mantile-rope-yarn",),
+    "mantile-mla": ("mantile-rope-yarn", "mantile-swa-cache"),
     "mantile-decoder-zoo": ("mantile-swa-cache", "mantile-gpt-oss-attention", "mantile-mla"),
     "mantile-gemma": ("mantile-swa-cache",),
     "mantile-llama4": ("mantile-swa-cache",),

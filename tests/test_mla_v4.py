@@ -132,12 +132,19 @@ def test_expert_bytes_by_hand():
 
 
 def test_nvfp4_republication_loads():
-    """nvidia's NVFP4 re-publication: same totals; experts in nvfp4 (an e4m3 byte per 16)."""
+    """nvidia's NVFP4 re-publication: same totals; experts in modelopt NVFP4 (e2m1 pairs, an
+    e4m3 byte per 16, float32 weight_scale_2 and input_scale per expert matrix), the rest as the
+    original checkpoint."""
     key = "nvidia--DeepSeek-V4-Flash-NVFP4"
     model = mantile_core.load_model(COLLECTION / f"{key}_config.json")
     assert model.params() == total_by_hand(raw(FLASH))[1]
-    moe = next(m for m in model.layers if m.kind == "moe")
-    assert moe.expert_dtype.name == "nvfp4"
+    moe = [m for m in model.layers if m.kind == "moe"]
+    E, H, I = 256, 4096, 2048
+    assert moe[5].expert_dtype.name == "nvfp4-pertensor"
+    original = mantile_core.load_model("deepseek-v4-flash")
+    old = next(m for m in original.layers if m.kind == "moe" and m.index == 5)
+    fp4 = E * (3 * H * I // 2 + 3 * H * I // 32)
+    assert moe[5].weight_bytes() - old.weight_bytes() == E * (3 * H * I // 2 + 3 * H * I // 16 + 3 * 8) - fp4
 
 
 # --- config reader -----------------------------------------------------------------------------

@@ -24,8 +24,9 @@ fp4):
 - fp8 e4m3 with one ue8m0 **byte** per 128 × 128 block: q_a_proj, q_b_proj, kv_proj,
   o_a_proj, o_b_proj, the indexer's q_b_proj, the shared MLP;
 - routed experts: fp4 e2m1 (two per byte) with one ue8m0 byte per 32 elements of a row;
-  nvidia's NVFP4 re-publication (``moe_quant_algo`` NVFP4): the core's nvfp4 (an e4m3 byte per
-  16; its per-tensor float32 scales are not counted here);
+  nvidia's NVFP4 re-publication (``moe_quant_algo`` NVFP4, its ``quantized_layers`` named
+  ``layers.N.ffn.experts`` in DeepSeek's own spelling): modelopt NVFP4 (an e4m3 byte per 16,
+  and a float32 ``weight_scale_2`` and ``input_scale`` per expert matrix);
 - bf16: embedding, LM head, router weight, the compressor's and indexer's kv / gate
   projections and ``weights_proj`` (transformers keeps them unquantized);
 - float32: every norm weight, sinks, position biases, hyper-connection parameters,
@@ -41,6 +42,7 @@ import attrs
 from mantile_core import checks
 from mantile_core.dtypes import DTYPES, block_scaled
 from mantile_core.layers.simple import RMSNorm
+from mantile_core.quant import MODELOPT_FORMATS
 from mantile_core.layers.standard import moe_kwargs
 from mantile_core.records import LayerSlot, LayerType, ModelLayout
 
@@ -59,7 +61,7 @@ def v4_quant_dtype(config, module: str):
     """The fp8 linears' storage: the core's block-scaled fp8 with one-byte scales under
     ``scale_fmt`` ue8m0 (DeepSeek-V4's checkpoints; DeepSeek-V3.x store float32 scales)."""
     dtype = config.weight_dtype(module)
-    if dtype.tiled and v4_spec(config).scale_fmt == "ue8m0":
+    if dtype.tile and v4_spec(config).scale_fmt == "ue8m0":
         scaled = block_scaled(dtype.compute_name, dtype.tile, scale_bits=8)
         return attrs.evolve(scaled, name=scaled.name + "-ue8m0")
     return dtype
@@ -74,7 +76,7 @@ def v4_expert_dtype(config, module: str):
     if fmt == "fp4":
         return block_scaled(DTYPES["mxfp4"], (1, FP4_ROW_BLOCK), scale_bits=8)
     if fmt == "nvfp4":
-        return DTYPES["nvfp4"]
+        return MODELOPT_FORMATS["NVFP4"]
     return v4_quant_dtype(config, module)
 
 

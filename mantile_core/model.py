@@ -23,7 +23,7 @@ from .install_hints import install_hint
 from .layers.base import Layer
 from .layers.standard import standard_slots
 from .plugins import get_plugin_manager
-from .multimodal import EXCLUDED_KEY, excluded_part
+from .multimodal import EXCLUDED_KEY, excluded_part, text_part
 from .rope import ROPE_PLUGINS
 
 __all__ = ["Model", "load_model", "bundled_models", "MODEL_TYPE_PLUGINS", "build_layers",
@@ -192,7 +192,8 @@ def _unsupported(model_type: str, where: str, supported: dict[str, tuple[str, ..
 def read_model_config(data: dict, name: str = "model") -> ModelConfig:
     """Recognise the model_type, run its config reader (if a plugin provides one), then check
     and parse the standard keys. A multimodal wrapper whose own model_type no plugin claims is
-    read from its ``text_config`` (dtype from the wrapper when the text part has none); what it
+    read from its ``text_config`` or, for a flat wrapper (Qwen2.5-VL), its top-level text keys
+    (:func:`mantile_core.multimodal.text_part`; dtype from the wrapper when it has one); what it
     leaves out (the vision tower, :func:`mantile_core.multimodal.excluded_part`) is kept under
     ``raw["mantile_excluded"]`` and reported as the model's ``excluded`` extra."""
     where = f"config {name!r}"
@@ -202,16 +203,20 @@ def read_model_config(data: dict, name: str = "model") -> ModelConfig:
     supported = supported_model_types(registries)
     model_type = checks.get_str(data, "model_type", where)
     excluded = None
-    text_type = data["text_config"].get("model_type") if isinstance(data.get("text_config"), dict) else None
-    if model_type not in supported and text_type is not None:  # a wrapper's text model, if typed
+    text = text_part(data) if model_type not in supported else None
+    if text is not None:  # a wrapper's text model, if typed (text_config, or a flat wrapper's keys)
         wrapper = data
-        text = checks.get_mapping(data, "text_config", where)
         # the wrapper's quantization_config, else the text model's own (Kimi-K2.5 keeps its
         # int4 compressed-tensors config inside text_config): never silently dropped
         data = {**text, "quantization_config": data.get("quantization_config") or text.get("quantization_config")}
-        for key in ("torch_dtype", "dtype"):  # a sparse text_config takes the wrapper's dtype
-            if data.get(key) is None and wrapper.get(key) is not None:
-                data[key] = wrapper[key]
+        # the wrapper's dtype is the checkpoint's (transformers loads the whole model in it); a
+        # sparse text_config has none, and Qwen2.5-VL re-saved by transformers 4.53 writes a
+        # stale float32 inside text_config
+        if any(wrapper.get(key) is not None for key in ("torch_dtype", "dtype")):
+            for key in ("torch_dtype", "dtype"):
+                data.pop(key, None)
+                if wrapper.get(key) is not None:
+                    data[key] = wrapper[key]
         model_type = checks.get_str(data, "model_type", where + " text_config")
         excluded = excluded_part(wrapper, text)
     if model_type not in supported:

@@ -16,6 +16,7 @@ __all__ = [
     "MissingPluginError",
     "UnsupportedModelError",
     "PluginConflictError",
+    "PluginError",
 ]
 
 
@@ -53,3 +54,7 @@ class UnsupportedModelError(MissingPluginError):
 
 class PluginConflictError(MantileError):
     """Two plugins claim the same name in one registry."""
+
+
+class PluginError(MantileError):
+    """A plugin's code failed, or returned something that is not what its hook promises."""

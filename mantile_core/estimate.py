@@ -15,6 +15,7 @@ import numpy
 from .cache import select_policies
 from .dtypes import DType, get_dtype
 from .errors import InputError
+from .guard import call_layer, layer_cost, layer_count, layer_facts
 from .limits import check_int, check_waves
 from .hardware import HardwareSpec, get_hardware
 from .model import Model, load_model
@@ -63,7 +64,7 @@ def cost_phase(model: Model, step: Step, hw: HardwareSpec) -> PhaseResult:
     sums = dict.fromkeys(SUM_FIELDS, 0)
     time_total = 0
     for layer, positions in model.unique_layers:
-        cost = layer.cost(step)
+        cost = layer_cost(layer, step)
         t = layer_seconds(cost, step, hw)
         n = len(positions)
         for field in SUM_FIELDS:
@@ -90,7 +91,7 @@ def check_parallelism(model: Model, tp: int, ep: int, dp: int = 1) -> None:
     """Raise ParallelismError when any layer cannot be split ``tp`` / ``ep`` ways (over ``dp``
     attention-data-parallel groups of tp devices)."""
     for layer, _ in model.unique_layers:
-        layer.check_deployment(tp, ep, dp)
+        call_layer(layer, "check_deployment", tp, ep, dp)
 
 
 @attrs.frozen(eq=False)
@@ -318,7 +319,7 @@ class Estimate:
             prefill = self.prefill.costs[i].as_dict() | {"time_ms": float(self.prefill.seconds[i]) * 1e3}
             decode = self.decode.costs[i].as_dict() | {"time_ms": float(self.decode.seconds[i]) * 1e3}
             per_device = int(self.decode.costs[i].resident_weight_bytes)
-            params, weight_bytes = layer.params(), layer.weight_bytes()
+            params, weight_bytes = layer_count(layer, "params"), layer_count(layer, "weight_bytes")
             for pos in positions:
                 member = self.model.layers[pos]
                 rows[pos] = {
@@ -326,7 +327,7 @@ class Estimate:
                     "name": member.name,
                     "kind": member.kind,
                     "type": member.type,
-                    **member.describe(),
+                    **layer_facts(member),
                     "params": params,
                     "weight_bytes": weight_bytes,
                     "weight_bytes_per_device": per_device,

@@ -19,6 +19,7 @@ from .cache import MASK_PLUGINS
 from . import checks
 from .config import ModelConfig, parse_config, read_config_file
 from .errors import ConfigError, MantileError, MissingPluginError, UnknownModelError, UnsupportedModelError
+from .guard import layer_count
 from .install_hints import install_hint
 from .layers.base import Layer
 from .layers.standard import standard_slots
@@ -64,11 +65,11 @@ class Model:
 
     def params(self) -> int:
         """Total parameters (unsharded), tied weights counted once."""
-        return sum(layer.params() for layer in self.layers)
+        return sum(layer_count(layer, "params") for layer in self.layers)
 
     def weight_bytes(self) -> int:
         """Total weight bytes in their storage dtypes (unsharded)."""
-        return sum(layer.weight_bytes() for layer in self.layers)
+        return sum(layer_count(layer, "weight_bytes") for layer in self.layers)
 
     @functools.cached_property
     def unique_layers(self) -> tuple[tuple[Layer, tuple[int, ...]], ...]:

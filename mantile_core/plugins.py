@@ -210,14 +210,51 @@ def _describe(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:300] + "..."
 
 
+@contextlib.contextmanager
+def captured_stdout():
+    """Capture what plugin code writes to stdout, both ``print`` (sys.stdout) and raw writes to
+    file descriptor 1 (``os.write(1, ...)``, a subprocess); yields a function returning the
+    text captured so far. Only the with-block's writes are taken; fd 1 is restored after."""
+    buffer = io.StringIO()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 (a closed stdout): the Python-level capture still holds
+        saved = None
+    sink = None
+    try:
+        if saved is not None:
+            import tempfile
+
+            sink = tempfile.TemporaryFile()
+            os.dup2(sink.fileno(), 1)
+        with contextlib.redirect_stdout(buffer):
+            yield lambda: buffer.getvalue() + _read_sink(sink)
+    finally:
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+        if sink is not None:
+            buffer.write(_read_sink(sink))
+            sink.close()
+
+
+def _read_sink(sink) -> str:
+    if sink is None:
+        return ""
+    sink.seek(0)
+    data = sink.read()
+    sink.truncate(0)
+    return data.decode("utf-8", "replace")
+
+
 def call_isolated(function, *args: Any) -> Any:
     """Call plugin code with stdout captured (so it can never corrupt ``--json``): returns its
     result, a returned iterable drained into a list (at most MAX_RECORDS) while still
     captured; PluginFault on any exception but KeyboardInterrupt (SystemExit included), on
     output to stdout, or on a result that is neither None nor iterable."""
-    buffer = io.StringIO()
+    printed = ""
     try:
-        with contextlib.redirect_stdout(buffer):
+        with captured_stdout() as output:
             result = function(*args)
             if result is not None and not isinstance(result, (str, bytes, dict)):
                 try:
@@ -225,13 +262,13 @@ def call_isolated(function, *args: Any) -> Any:
                 except TypeError:
                     raise PluginFault(f"returned {type(result).__name__}, not a list of records") from None
                 result = list(itertools.islice(iterator, MAX_RECORDS + 1))
+            printed = output()
     except (KeyboardInterrupt, PluginFault):
         raise
     except BaseException as exc:  # SystemExit, GeneratorExit and the rest: a plugin never ends the process
         raise PluginFault(f"raised {_describe(exc)}") from None
     if isinstance(result, (str, bytes, dict)):
         raise PluginFault(f"returned {type(result).__name__}, not a list of records")
-    printed = buffer.getvalue()
     if printed:
         raise PluginFault(f"printed to stdout ({' '.join(printed.split())[:60]!r})")
     if result is not None and len(result) > MAX_RECORDS:
@@ -316,15 +353,14 @@ def _load_isolated(entry_point: metadata.EntryPoint) -> object:
     """Import an entry point with stdout captured: PluginFault with "ModuleNotFoundError: ..."
     when the import raises anything but KeyboardInterrupt (SystemExit included), or
     "printed to stdout at import (...)" when it writes to stdout."""
-    buffer = io.StringIO()
     try:
-        with contextlib.redirect_stdout(buffer):
+        with captured_stdout() as output:
             plugin = entry_point.load()
+            printed = output()
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
         raise PluginFault(_describe(exc)) from None
-    printed = buffer.getvalue()
     if printed:
         raise PluginFault(f"printed to stdout at import ({' '.join(printed.split())[:60]!r})")
     return plugin

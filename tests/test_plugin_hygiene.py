@@ -190,6 +190,8 @@ HOSTILE = {
                                 "peak_flops['bf16'] must be a positive finite number (got nan)",
     "mantile-fake-hookprinter": "its mantile_rope_scalings hook printed to stdout ('hello from a hook')",
     "mantile-fake-importprinter": "printed to stdout at import ('hello from an import')",
+    "mantile-fake-fdwriter": "its mantile_rope_scalings hook printed to stdout ('raw bytes from a hook')",
+    "mantile-fake-fdimport": "printed to stdout at import ('raw bytes from an import')",
     "mantile-fake-exiter": "SystemExit: 3",
     "mantile-fake-baseexc": "Hostile: not an Exception",
     "mantile-fake-badimpl": "PluginValidationError: Plugin 'fake_badimpl' for hook 'mantile_layer_types'",

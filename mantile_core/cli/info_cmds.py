@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..guard import layer_count, layer_facts
 from .render import bytes_h, print_json, print_table, si
 
 
@@ -52,7 +53,8 @@ def layers_document(model) -> dict:
         "weight_bytes": model.weight_bytes(),
         **model.extras,
         "layers": [{"index": layer.index, "name": layer.name, "kind": layer.kind, "type": layer.type,
-                    **layer.describe(), "params": layer.params(), "weight_bytes": layer.weight_bytes()}
+                    **layer_facts(layer), "params": layer_count(layer, "params"),
+                    "weight_bytes": layer_count(layer, "weight_bytes")}
                    for layer in model.layers],
     }
 

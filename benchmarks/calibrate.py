@@ -129,7 +129,7 @@ class Group:
         self.attention_dp = numpy.array([d["attention_dp"] for d in deployments])
         self.base_hw = estimates[0].hardware
         self.counts = tuple(len(p) for _, p in model.unique_layers)
-        fields = COST_FIELDS + ("resident_weight_bytes", "collectives", "kernels", "attention_sequences")
+        fields = COST_FIELDS + ("resident_weight_bytes", "collectives", "kernels", "attention_sequences", "attention_rows", "moe_calls")
         self.phases = {}
         for phase in ("decode", "request_prefill"):
             costs = []

@@ -51,7 +51,7 @@ def model_rows(hardware: str, engine: str, model: str):
         if len(adf):
             out["decode attention"] = (adf, kf.decode_attention_costs(adf), 1)
     cdf, _ = kf.table(system, "attention", engine, "context_attention_perf.parquet",
-                      lambda d: (d.get("window_size", 0) == 0) & (d.isl >= 1024) & (d.kv_cache_dtype == kv))
+                      lambda d: kf.context_rows(d, kv))
     if cdf is not None:
         cdf = cdf[cdf.kernel_source == cdf.kernel_source.value_counts().index[0]]
         cdf = cdf[numpy.array([s in attn for s in zip(cdf.num_heads, cdf.num_key_value_heads, cdf.head_dim)])]

@@ -18,10 +18,15 @@ is exactly what the estimator uses. Stages, each with the earlier stages' values
 2. Decode attention (window 0, the engine's KV format on the GPU, grouped-query shapes): ``attention_overhead`` (beyond
    ``kernel_overhead``), ``attention_sequence_overhead`` (per sequence and local KV head)
    and ``kv_memory_efficiency`` (KV streaming).
-3. Context attention (causal prompts ≥ 1024 tokens, window 0, grouped-query shapes): ``attention_efficiency``.
-4. MoE (the GPT-OSS expert shapes in mxfp4; balanced routing, as Mantile assumes; EP 1):
+3. Context attention (causal prompts ≥ 1024 tokens, window 0, bf16 attention, grouped-query
+   shapes): ``attention_efficiency`` (the FLOP rate of long prompts) and
+   ``attention_row_overhead`` (each query tile's fixed work per (query token, head) row:
+   the ramp of the kernel's rate with prompt length).
+4. MoE (the GPT-OSS expert shapes in mxfp4; the tables' balanced routing, costed as such:
+   min(E, T·k) experts active; EP 1):
    ``mixed_gemm_efficiency`` and ``mixed_gemm_half_rows`` (the expert GEMMs' falloff by
-   tokens per expert).
+   tokens per expert), ``mixed_memory_efficiency`` (the dequantising kernels' weight
+   streaming) and ``moe_overhead`` (the block's fixed cost per call beyond its kernels').
 5. All-reduce (the engine's custom all-reduce, CUDA-graph backend where there is one):
    ``allreduce_latency`` and ``allreduce_efficiency``.
 
@@ -35,12 +40,15 @@ that ends on its bound under ``at_bound``):
   larger than any of these GPUs' L2, so no cache hit inflates it; on H200 this is ≈ 0.90,
   the same as the device-to-device copy of shared/data/README.md: 4.3 of 4.8 TB/s);
   ``attention_efficiency`` ≤ the fastest context-attention row / bf16 peak;
+  ``attention_row_overhead`` ≤ the least measured time per (query token, head) row of any
+  context-attention kernel (no kernel takes less than its rows' fixed cost);
   ``mixed_gemm_efficiency`` ≤ 1 (a mixed-format GEMM is no faster than a native one);
+  ``mixed_memory_efficiency`` ≤ ``memory_efficiency``'s bound (the best any kernel streams);
   ``allreduce_efficiency`` ≤ 1 (the NVLink / PCIe one-way datasheet bandwidth);
 - a fixed cost is at most the fastest measured kernel of its kind (a kernel cannot take
   less than its fixed cost): ``kernel_overhead`` ≤ the fastest GEMM, ``kernel_overhead +
   attention_overhead`` ≤ the fastest decode attention, ``allreduce_latency`` ≤ the fastest
-  all-reduce; every fixed cost and ``gemm_half_rows`` ≥ 0;
+  all-reduce, ``moe_overhead`` ≤ the fastest MoE call less its kernels' ``kernel_overhead``; every fixed cost and ``gemm_half_rows`` ≥ 0;
 - ``gemm_half_rows`` and ``mixed_gemm_half_rows`` ≤ 256 (the largest M tile a Hopper / Blackwell GEMM uses).
 
 Held-out shapes: ``--exclude-model NAME`` leaves the GEMM and attention shapes of a bundled
@@ -157,6 +165,14 @@ def decode_attention_costs(df):
                      activation_bytes=2 * b * h * dh, kernels=numpy.ones_like(b), attention_sequences=b * kv)
 
 
+def context_rows(d, kv):
+    """Mask of the context-attention rows the fit and the fidelity report use: full causal
+    attention (window 0), prompts of at least 1024 tokens, the engine's KV format and bf16
+    attention (TensorRT-LLM's tables also time an fp8 FMHA, another kernel at another peak)."""
+    attn = d["attn_dtype"] == "bfloat16" if "attn_dtype" in d else True
+    return (d.get("window_size", 0) == 0) & (d.isl >= 1024) & (d.kv_cache_dtype == kv) & attn
+
+
 def context_attention_costs(df):
     """A causal prompt of ``isl`` tokens for ``batch_size`` sequences."""
     from mantile_core.workload import LayerCost
@@ -167,11 +183,18 @@ def context_attention_costs(df):
     attention = 4 * dh * h * b * s * (s + 1) / 2
     return LayerCost(flops=attention, matmul_flops=attention, attention_flops=attention,
                      kv_write_bytes=b * s * 2 * kv * dh * e, activation_bytes=2 * b * s * (h + 2 * kv) * dh,
-                     kernels=numpy.ones_like(b), attention_sequences=b * kv)
+                     kernels=numpy.ones_like(b), attention_sequences=b * kv, attention_rows=b * s * h)
 
 
 def moe_costs(df, model_name: str):
-    """The MoE layer of the bundled model, costed by Mantile, for each row's tokens / TP / EP."""
+    """The MoE layer of the bundled model, costed by Mantile, for each row's tokens / TP / EP,
+    with the experts the table's routing activates. The tables' ``balanced`` rows spread the
+    T·k token-expert assignments evenly: min(E_local, T·k) experts each get ⌈T·k/E⌉ tokens
+    (32 GPT-OSS-120B tokens already touch all 128 experts), where Mantile's estimate assumes
+    uniform random routing, E·(1 − (1 − k/E)^T) (82 of 128 at 32 tokens). So the weight
+    bytes, and with them the rows per expert the GEMM falloff sees, are the balanced ones."""
+    import attrs
+
     from mantile_core import load_model
     from mantile_core.workload import Step
 
@@ -180,8 +203,14 @@ def moe_costs(df, model_name: str):
     # the table's (moe_tp, moe_ep) over moe_tp·moe_ep GPUs is Mantile's tp = moe_tp·moe_ep
     # with ep = moe_ep (experts split ep ways, each expert's width tp/ep ways)
     ep = df["moe_ep_size"].to_numpy(dtype=numpy.int64)
-    return layer.cost(Step(batch=df["num_tokens"].to_numpy(dtype=numpy.int64), new_tokens=1, cached=0,
-                           tp=df["moe_tp_size"].to_numpy(dtype=numpy.int64) * ep, ep=ep))
+    tokens = df["num_tokens"].to_numpy(dtype=numpy.int64)
+    tp = df["moe_tp_size"].to_numpy(dtype=numpy.int64) * ep
+    cost = layer.cost(Step(batch=tokens, new_tokens=1, cached=0, tp=tp, ep=ep))
+    local = layer.experts // ep
+    dense = layer._dense_bytes(layer.shared_intermediate // tp)
+    per_expert = (cost.resident_weight_bytes - dense) / local
+    active = numpy.minimum(local, tokens * layer.top_k)
+    return attrs.evolve(cost, weight_bytes=dense + active * per_expert)
 
 
 def predict_seconds(cost, hw, tp=1):
@@ -355,9 +384,8 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
 
     # 3. context attention -------------------------------------------------------------------
     cdf, path = table(system, "attention", engine, "context_attention_perf.parquet",
-                      lambda d: (d.get("window_size", 0) == 0) & (d.isl >= 1024) & (d.kv_cache_dtype == kv)
-                      & (d.num_heads > d.num_key_value_heads) & (d.num_heads <= 16 * d.num_key_value_heads)
-                      & (d.num_key_value_heads <= 16))
+                      lambda d: context_rows(d, kv) & (d.num_heads > d.num_key_value_heads)
+                      & (d.num_heads <= 16 * d.num_key_value_heads) & (d.num_key_value_heads <= 16))
     if cdf is not None:
         sources = cdf.kernel_source.value_counts()
         cdf = cdf[cdf.kernel_source == sources.index[0]]
@@ -369,14 +397,17 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
         best_attn = float(numpy.max(ccost_all.attention_flops / (allc.latency.to_numpy() * 1e-3))) / peak
         costs = context_attention_costs(cdf)
         lat = cdf.latency.to_numpy() * 1e-3
-        bounds = [(0.05, min(best_attn, 1.0))]
-        v, rms = fit(["attention_efficiency"], bounds, [0.5],
+        # a row's fixed cost is at most the measured time of any kernel divided by its rows
+        row_bound = float(numpy.min(allc.latency.to_numpy() * 1e-3 / ccost_all.attention_rows))
+        bounds = [(0.05, min(best_attn, 1.0)), (0.0, row_bound)]
+        v, rms = fit(["attention_efficiency", "attention_row_overhead"], bounds, [0.5, 0.2 * row_bound],
                      lambda x: predict_seconds(costs, _hw(hardware, values | x, engine)), lat)
         check("context", v, bounds)
         values.update(v)
         errors["context_attention"] = rms
-        note("context_attention", path, len(cdf), f", kernel {sources.index[0]}, causal, prompts >= 1024; "
-             f"bound: attention_efficiency <= {best_attn:.3f} (fastest row / bf16 peak)")
+        note("context_attention", path, len(cdf), f", kernel {sources.index[0]}, causal, prompts >= 1024, bf16 "
+             f"attention; bounds: attention_efficiency <= {best_attn:.3f} (fastest row / bf16 peak), "
+             f"attention_row_overhead <= {row_bound * 1e9:.3f} ns (least measured time per query row)")
 
     # 4. MoE (GPT-OSS mxfp4 experts) ----------------------------------------------------------
     blackwell = hw0.calibration.activation_compute == "fp8"
@@ -414,14 +445,22 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
                 hw = _hw(hardware, values | x | {"activation_compute": act}, engine)
                 return numpy.concatenate([predict_seconds(c, hw, tp=(p.moe_tp_size * p.moe_ep_size).to_numpy()) for p, c in parts])
 
-            bounds = [(0.02, 1.0), (0.0, 256.0)]
-            v, rms = fit(["mixed_gemm_efficiency", "mixed_gemm_half_rows"], bounds, [0.3, 16.0], moe_predict, measured)
+            # a MoE block's fixed cost is at most the fastest measured MoE call less its kernels'
+            # fixed costs; its weights stream no faster than the best any kernel of the GPU reaches
+            kernels = numpy.concatenate([numpy.broadcast_to(c.kernels, len(p)) for p, c in parts])
+            moe_hi = max(float(numpy.min(measured - kernels * values["kernel_overhead"])), 1e-9)
+            mem_hi = upper["memory_efficiency"]
+            names = ["mixed_gemm_efficiency", "mixed_gemm_half_rows", "mixed_memory_efficiency", "moe_overhead"]
+            bounds = [(0.02, 1.0), (0.0, 256.0), (0.1, mem_hi), (0.0, moe_hi)]
+            v, rms = fit(names, bounds, [0.3, 16.0, 0.5 * mem_hi, 0.5 * moe_hi], moe_predict, measured)
             check("moe", v, bounds)
             values.update(v)
             values["activation_compute"] = act
             errors["moe"] = rms
-            note("moe", path, len(measured), f", kernel {source}, {dtype}, balanced routing, GPT-OSS shapes "
-                 f"({', '.join(str(len(p)) for p, _ in parts)} rows by model); bounds: mixed_gemm_efficiency <= 1, mixed_gemm_half_rows <= 256")
+            note("moe", path, len(measured), f", kernel {source}, {dtype}, balanced routing costed as balanced, GPT-OSS "
+                 f"shapes ({', '.join(str(len(p)) for p, _ in parts)} rows by model); bounds: mixed_gemm_efficiency <= 1, "
+                 f"mixed_gemm_half_rows <= 256, mixed_memory_efficiency <= {mem_hi:.3f} (memory_efficiency's bound), "
+                 f"moe_overhead <= {moe_hi * 1e6:.2f} us (fastest MoE call less its kernels' kernel_overhead)")
 
     # 5. all-reduce -----------------------------------------------------------------------------
     want = (lambda d: d.kernel_source.str.contains("graph")) if engine == "vllm" else (lambda d: d.kernel_source == "TRTLLM")

@@ -46,11 +46,21 @@ class Calibration:
     - ``attention_efficiency``: fraction of the bf16 peak the attention matmuls reach.
     - ``memory_efficiency``: fraction of the HBM bandwidth streaming kernels reach (weights,
       activations); ``kv_memory_efficiency``: the fraction attention kernels reach streaming
-      the KV cache (None: ``memory_efficiency``).
+      the KV cache (None: ``memory_efficiency``); ``mixed_memory_efficiency``: the fraction
+      the dequantising grouped GEMMs of weights stored narrower than the activations (mxfp4
+      experts) reach streaming those weights (None: ``memory_efficiency``).
     - ``attention_overhead``: seconds an attention kernel costs beyond ``kernel_overhead``
       (split-KV launch and combine); ``attention_sequence_overhead``: seconds per (sequence,
       local KV head) pair it works on (a decode kernel's thread blocks per pair: ~20 ns on
-      H200, so 2048 sequences × 8 KV heads add ~0.33 ms however short the context).
+      H200, so 2048 sequences × 8 KV heads add ~0.33 ms however short the context);
+      ``attention_row_overhead``: seconds per (query token, local query head) row of a prompt
+      attention kernel at full-chip parallelism (each query tile's fixed work: loading Q,
+      filling the K/V pipeline, the masked half of the causal diagonal tile, normalising and
+      writing O; ~0.45 ns on H200 under vLLM, fitted on measured FlashAttention kernels).
+    - ``moe_overhead``: seconds a routed-expert (MoE) block costs beyond its kernels'
+      ``kernel_overhead``: routing, token permutation and the grouped GEMMs' per-call setup,
+      which measured MoE kernels pay however few tokens they carry (~37 µs for GPT-OSS's
+      MXFP4 MoE under vLLM's Triton kernel on H100 at TP 8 and up).
     - ``kernel_overhead``: seconds each kernel costs beyond its roofline time (CUDA-graph
       replay gap, ramp-up and tail of a small grid).
     - ``eager_kernel_overhead``: host seconds to launch one kernel of a step that does not
@@ -76,8 +86,11 @@ class Calibration:
     attention_efficiency: float = 0.5
     memory_efficiency: float = 0.8
     kv_memory_efficiency: float | None = None
+    mixed_memory_efficiency: float | None = None
     attention_overhead: float = 0.0
     attention_sequence_overhead: float = 0.0
+    attention_row_overhead: float = 0.0
+    moe_overhead: float = 0.0
     kernel_overhead: float = 4e-6
     eager_kernel_overhead: float = 0.0
     step_overhead: float = 1e-4
@@ -99,7 +112,8 @@ class HardwareSpec:
     between such nodes (default 50e9: one 400 Gb/s ConnectX-7 NIC per GPU, as in NVIDIA's DGX
     H100/H200/B200 compute fabric). Collectives among devices of different nodes use it.
     ``calibrated`` names the calibration figures ``hardware.toml`` states for the GPU (fitted
-    on its serving measurements): another engine's kernel figures never replace them."""
+    on its serving measurements) or skips (``skip_kernel_figures``: figures of table kernels
+    its serving runs did not use): another engine's kernel figures never replace them."""
 
     name: str
     description: str
@@ -172,7 +186,7 @@ def spec_problem(spec: HardwareSpec) -> str | None:
     cal = spec.calibration
     if not isinstance(cal, Calibration):
         return f"{spec.name}: calibration must be a Calibration (got {type(cal).__name__})"
-    optional = ("allreduce_latency", "kv_memory_efficiency", "mixed_gemm_half_rows")  # None: fall back
+    optional = ("allreduce_latency", "kv_memory_efficiency", "mixed_memory_efficiency", "mixed_gemm_half_rows")  # None: fall back
     for field in attrs.fields(Calibration):
         value = getattr(cal, field.name)
         if value is None and field.name in optional:
@@ -218,7 +232,10 @@ def kernel_calibration(hardware: str, engine: str) -> dict:
 def _spec(name: str, entry: dict) -> HardwareSpec:
     # the reference engine's fitted kernel figures, then what hardware.toml states (serving-level
     # figures, and kernel-level ones for GPUs the tables do not cover)
-    calibration = Calibration(**(kernel_calibration(name, REFERENCE_ENGINE) | entry.get("calibration", {})))
+    # less the kernel figures of table kernels the GPU's serving runs did not use (skip_kernel_figures)
+    skipped = set(entry.get("skip_kernel_figures", ()))
+    kernels = {k: v for k, v in kernel_calibration(name, REFERENCE_ENGINE).items() if k not in skipped}
+    calibration = Calibration(**(kernels | entry.get("calibration", {})))
     return HardwareSpec(
         name=name,
         description=entry.get("description", name),
@@ -232,7 +249,7 @@ def _spec(name: str, entry: dict) -> HardwareSpec:
         mesh_links=int(entry.get("mesh_links", 0)),
         node_size=int(entry.get("node_size", 8)),
         scale_out_bandwidth=float(entry.get("scale_out_bandwidth", 50e9)),
-        calibrated=frozenset(entry.get("calibration", {})),
+        calibrated=frozenset(entry.get("calibration", {})) | skipped,
     )
 
 

@@ -5,7 +5,7 @@ arrays (the sweep calls them as is); no Python ``if`` / ``min`` / ``max`` touche
 For a layer's :class:`~mantile_core.workload.LayerCost` on a :class:`HardwareSpec` with
 calibration ``cal`` (see docs/timing.md for the figures and where they come from)::
 
-    time = max(compute, memory) + kernels · cal.kernel_overhead + attention + allreduce
+    time = max(compute, memory) + kernels · cal.kernel_overhead + attention + moe + allreduce
 
 - compute = gemm + attention + vector, where
   gemm = (gemm FLOPs + 2 · gemm_half_rows · weight elements) / (peak(weights, activations)
@@ -19,7 +19,14 @@ calibration ``cal`` (see docs/timing.md for the figures and where they come from
   stored narrower than the activations (dequantised in the kernel, or a mixed-format MMA),
   else 1, and then the falloff's rows are ``cal.mixed_gemm_half_rows`` when set (the grouped
   expert GEMMs' own tiles, fitted on measured MoE kernels).
-  attention = attention_flops / (bf16 peak · attention_efficiency);
+  attention = attention_flops / (bf16 peak · attention_efficiency) + attention_rows ·
+  attention_row_overhead: a prompt attention kernel's rate ramps with the prompt length
+  because each query tile (128 query rows of one head) carries fixed work beyond its QKᵀ/PV
+  FLOPs (loading Q, filling the K/V pipeline, the masked half of the causal diagonal tile,
+  normalising and writing O), paid once per (query token, local head) row at full-chip
+  parallelism: on H200 FlashAttention-3 reaches 0.66 of the bf16 peak on long prompts and
+  ~0.45 ns per row, so a 1k prompt runs at ~0.3 of peak and a 16k one at ~0.6 (measured
+  0.27 and 0.5 to 0.65; benchmarks/kernel_fit.py).
   vector = (flops − matmul_flops) / fp32 vector rate.
 - memory = (weight bytes + activations written) / (HBM · memory_efficiency) + (KV read + KV
   written) / (HBM · kv_memory_efficiency): attention kernels stream the cache at their own
@@ -30,6 +37,11 @@ calibration ``cal`` (see docs/timing.md for the figures and where they come from
   its cost per (sequence, local KV head) pair (its thread blocks: batch 2048 × 8 KV heads
   ≈ 0.33 ms on H200 at a 16-token context). Fitted on measured kernels
   (benchmarks/kernel_fit.py).
+- moe = moe_calls · moe_overhead: a routed-expert block's fixed cost beyond its kernels'
+  (routing, token permutation, the grouped GEMMs' per-call setup), which the measured MoE
+  kernels pay at any token count (GPT-OSS-120B's MXFP4 MoE under vLLM on H100: ~38 µs a call
+  at 1 token from TP 8 to 32, where its weights take < 5 µs to read).
+
 - allreduce (``collectives`` calls of payload p = comm_bytes / collectives over n = tp devices,
   link bandwidth B · allreduce_efficiency, latency α): the faster of one-shot
   α + (n−1)·p/B (every device reads every peer's buffer: latency-optimal) and two-shot / ring
@@ -169,10 +181,14 @@ def layer_times(cost: LayerCost, step: Step, hw: HardwareSpec) -> LayerTimes:
     tile = (gemm_flops > 0) * 2.0 * half_rows * weight_elements / gemm_rate
     attention_rate = hw.peak_for("bf16", "bf16") * cal.attention_efficiency
     compute = (gemm_flops / gemm_rate + tile + cost.attention_flops / attention_rate
+               + cost.attention_rows * cal.attention_row_overhead
                + (cost.flops - cost.matmul_flops) / hw.vector_flops)
     bandwidth = hw.hbm_bandwidth * cal.memory_efficiency
+    weight_bandwidth = bandwidth
+    if cal.mixed_memory_efficiency is not None and _narrower(cost, hw):
+        weight_bandwidth = hw.hbm_bandwidth * cal.mixed_memory_efficiency
     kv_efficiency = cal.memory_efficiency if cal.kv_memory_efficiency is None else cal.kv_memory_efficiency
-    weight_memory = cost.weight_bytes / bandwidth
+    weight_memory = cost.weight_bytes / weight_bandwidth
     other_memory = (cost.activation_bytes / bandwidth
                     + (cost.kv_read_bytes + cost.kv_write_bytes) / (hw.hbm_bandwidth * kv_efficiency))
     comm = (allreduce_seconds(cost.comm_bytes, cost.collectives, step.tp, hw)
@@ -180,7 +196,8 @@ def layer_times(cost: LayerCost, step: Step, hw: HardwareSpec) -> LayerTimes:
     sequences = cost.attention_sequences
     attention = (sequences > 0) * cal.attention_overhead + sequences * cal.attention_sequence_overhead
     return LayerTimes(compute=compute, tile=tile, weight_memory=weight_memory, other_memory=other_memory,
-                      overhead=cost.kernels * cal.kernel_overhead + attention, comm=comm)
+                      overhead=cost.kernels * cal.kernel_overhead + attention + cost.moe_calls * cal.moe_overhead,
+                      comm=comm)
 
 
 def layer_seconds(cost: LayerCost, step: Step, hw: HardwareSpec):

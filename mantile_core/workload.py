@@ -127,7 +127,13 @@ class LayerCost:
       layer's main GEMMs are stored in (timing picks the tensor-core rate from it);
       ``attention_sequences``: the (sequence, local KV head) pairs the attention kernel
       works on, batch · kv_heads_local (0 for a layer without attention): decode
-      attention kernels cost a fixed time per pair (timing's ``attention_sequence_overhead``).
+      attention kernels cost a fixed time per pair (timing's ``attention_sequence_overhead``);
+      ``attention_rows``: the (query token, local query head) rows a prompt attention kernel
+      works on in a step of more than one new token per sequence, tokens · heads_local (0 for
+      a decode step, whose kernel's per-sequence cost is the pair term): each query tile of a
+      FlashAttention prompt kernel has a fixed cost (timing's ``attention_row_overhead``);
+      ``moe_calls``: routed-expert blocks in the layer (1 for a MoE layer), each with a fixed
+      cost beyond its kernels (timing's ``moe_overhead``).
     """
 
     flops: Int = 0
@@ -147,6 +153,8 @@ class LayerCost:
     kernels: Int = 0
     gemm_dtype: str = "bf16"
     attention_sequences: Int = 0
+    attention_rows: Int = 0
+    moe_calls: Int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Plain ints (the JSON contract's per-phase object, less time)."""

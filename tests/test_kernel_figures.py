@@ -1,6 +1,7 @@
 """Kernel-level timing terms fitted on measured kernels (attention per-call and per-(sequence, KV
-head) cost, KV streaming efficiency, the expert GEMMs' own falloff), how kernels.toml feeds the
-calibration, and the uncertainty bands; expectations written out by hand on toy hardware."""
+head) cost, KV streaming efficiency, prompt attention's cost per query row, the expert GEMMs' own
+falloff, weight streaming and per-call cost), how kernels.toml feeds the calibration, and the
+uncertainty bands; expectations written out by hand on toy hardware."""
 
 from __future__ import annotations
 
@@ -60,6 +61,61 @@ def test_expert_gemms_use_their_own_falloff():
     dense = LayerCost(flops=8e6, matmul_flops=8e6, weight_bytes=2e6)
     hw = attrs.evolve(TOY, calibration=attrs.evolve(CAL, mixed_gemm_half_rows=64.0))
     assert layer_seconds(dense, ONE, hw) == pytest.approx(max((8e6 + 32e6) / 5e14, 2e6 / 0.8e12))
+
+
+def test_prompt_attention_pays_per_query_row():
+    # a causal 1024-token prompt of 4 heads x head_dim 128, one sequence: 4 dh h s(s+1)/2
+    # = 4*128*4*524,800 = 1,074,790,400 FLOPs at 0.25 of 1e15 = 4.299 us;
+    # 4096 rows x 0.5 ns = 2.048 us; fixed: kernel 2 us + attention call 7 us + 4 pairs x 20 ns
+    flops = 4 * 128 * 4 * 1024 * 1025 // 2
+    cost = LayerCost(flops=flops, matmul_flops=flops, attention_flops=flops, kernels=1, attention_sequences=4,
+                     attention_rows=1024 * 4)
+    hw = attrs.evolve(TOY, calibration=attrs.evolve(CAL, attention_row_overhead=5e-10))
+    expected = 1_074_790_400 / 2.5e14 + 4096 * 5e-10 + 2e-6 + 7e-6 + 4 * 2e-8
+    assert layer_seconds(cost, ONE, hw) == pytest.approx(expected)
+    assert layer_seconds(cost, ONE, TOY) == pytest.approx(expected - 4096 * 5e-10)  # default: no row cost
+
+
+def test_attention_rows_only_in_prompt_steps():
+    model = mantile_core.load_model("llama-3.1-8b")  # 32 heads, 8 KV heads
+    attention = next(layer for layer, _ in model.unique_layers if layer.kind == "attention")
+    prompt = attention.cost(Step(batch=3, new_tokens=512, cached=0, tp=2, policies={"causal": _full()}))
+    assert prompt.attention_rows == 3 * 512 * 16  # tokens x local query heads (32 / 2)
+    decode = attention.cost(Step(batch=3, new_tokens=1, cached=512, tp=2, policies={"causal": _full()}))
+    assert decode.attention_rows == 0  # a decode kernel pays per (sequence, KV head) instead
+
+
+def test_expert_weights_stream_at_their_own_efficiency_and_moe_pays_its_call():
+    # 1e6 fp4 weight elements = 531,250 bytes read at 0.25 of 1 TB/s = 2.125 us; M = 1 row: compute
+    # (2e6 + 2*16*1e6) / 2.5e14 = 0.136 us; fixed: 5 kernels x 2 us + one MoE call 30 us
+    cost = LayerCost(flops=2e6, matmul_flops=2e6, weight_bytes=531_250, gemm_dtype="fp4", kernels=5, moe_calls=1)
+    hw = attrs.evolve(TOY, calibration=attrs.evolve(CAL, mixed_memory_efficiency=0.25, moe_overhead=3e-5))
+    assert layer_seconds(cost, ONE, hw) == pytest.approx(531_250 / 0.25e12 + 5 * 2e-6 + 3e-5)
+    # unset: weights at memory_efficiency (0.8), no MoE call cost
+    assert layer_seconds(cost, ONE, TOY) == pytest.approx(531_250 / 0.8e12 + 5 * 2e-6)
+    # bf16 weights are not narrower than the activations: memory_efficiency applies
+    dense = LayerCost(weight_bytes=2e6, kernels=1)
+    assert layer_seconds(dense, ONE, hw) == pytest.approx(2e6 / 0.8e12 + 2e-6)
+
+
+def test_moe_layer_counts_one_call():
+    model = mantile_core.load_model("qwen3-30b-a3b")
+    moe = next(layer for layer, _ in model.unique_layers if layer.kind == "moe")
+    assert moe.cost(Step(batch=8, new_tokens=1, cached=0)).moe_calls == 1
+    mlp_free = [layer for layer, _ in model.unique_layers if layer.kind != "moe"]
+    assert all(layer.cost(Step(batch=8, new_tokens=1, cached=0, policies={"causal": _full()})).moe_calls == 0
+               for layer in mlp_free)
+
+
+def test_skipped_kernel_figures_stay_out_of_a_serving_calibrated_gpu():
+    # hardware.toml skips the tables' MoE figures for the GPUs whose serving runs used another MoE kernel
+    for gpu in ("h100", "h200", "b200"):
+        assert kernel_calibration(gpu, "vllm")["moe_overhead"] > 0
+        for engine in ("vllm", "trtllm"):
+            cal = get_engine(engine).calibrated(mantile_core.get_hardware(gpu)).calibration
+            assert cal.moe_overhead == 0.0 and cal.mixed_memory_efficiency is None, (gpu, engine)
+    # a GPU without serving data takes them
+    assert mantile_core.get_hardware("b300").calibration.moe_overhead == kernel_calibration("b300", "vllm")["moe_overhead"]
 
 
 def test_attention_layer_counts_sequence_kv_head_pairs():

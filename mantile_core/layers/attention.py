@@ -184,4 +184,6 @@ class Attention(Layer):
             kernels=4 + self.qk_norm + self.extra_kernels() + 1 * parallel,
             gemm_dtype=self.weight_dtype.compute_name,
             attention_sequences=step.batch * kvl,
+            # prompt (multi-token) steps only: decode kernels pay per sequence instead
+            attention_rows=tokens * hl * (step.new_tokens > 1),
         )

@@ -292,4 +292,5 @@ class MoE(Layer):
             alltoalls=2 * (dp > 1),
             kernels=5 + 3 * bool(self.shared_intermediate) + 1 * parallel + 2 * (dp > 1),
             gemm_dtype=self.expert_dtype.compute_name,
+            moe_calls=1,
         )

@@ -10,11 +10,12 @@ on the meta device, ``benchmarks/hf_collection_totals.py``; text model only, MTP
 excluded). Each config is loaded as its repository publishes it: ``config.json`` with modelopt's
 ``hf_quant_config.json`` beside it when there is one. Outcomes:
 
-- ``exact``: loads, ``Model.params()`` equals transformers' text total, and an estimate (H200,
-  TP1, batch 1, 1024 in / 128 out) gives finite, positive TTFT / TPOT / throughput;
-- ``mismatch``: loads, but the total differs (the difference is printed) from transformers' total,
-  with or without the stored ``e_score_correction_bias`` router buffers (or every stored
-  buffer, DeepSeek-V4's ``tid2eid`` included);
+- ``exact``: loads, ``Model.params()`` equals transformers' text parameters plus the persistent
+  buffers the checkpoint stores (``checkpoint_buffers``: ``e_score_correction_bias``, Gemma 4's
+  ``layer_scalar``; Mantile counts every stored tensor, as the published safetensors totals
+  do), ``Model.buffer_params()`` equals those buffers, and an estimate (H200, TP1, batch 1,
+  1024 in / 128 out) gives finite, positive TTFT / TPOT / throughput;
+- ``mismatch``: loads, but either figure differs (the differences are printed);
 - ``error``: the model_type is supported but loading or estimating fails (its one line);
 - ``unsupported``: no installed plugin supports the model_type (its one line).
 
@@ -74,21 +75,20 @@ def evaluate(key: str, entry: dict, root: Path) -> dict:
     record = {"config": key, "model_type": entry["model_type"], "buildable": entry["buildable"],
               "family": FAMILIES.get(entry["model_type"], entry["model_type"])}
     expected = entry.get("text_params", entry.get("full_text_params"))
-    record["expected_params"] = expected
+    buffers = sum((entry.get("checkpoint_buffers") or {}).values())
+    record["expected_params"] = None if expected is None else expected + buffers
+    record["expected_buffer_params"] = buffers
     try:
         model = mantile_core.load_model(materialise(key, entry, root))
     except UnsupportedModelError as exc:
         return {**record, "outcome": "unsupported", "reason": _line(exc).split(" (")[0]}
     except MantileError as exc:
         return {**record, "outcome": "error", "reason": _line(exc)}
-    record["params"] = model.params()
-    # the router's e_score_correction_bias, a buffer the checkpoint stores, counts as parameters
-    # in mantile-mla / mantile-decoder-zoo (as the published safetensors totals do), and
-    # DeepSeek-V4's tid2eid hash table too (every stored buffer)
-    stored = (entry.get("checkpoint_buffers") or {}).get("e_score_correction_bias", 0)
-    every = sum((entry.get("checkpoint_buffers") or {}).values())
-    if expected is not None and model.params() not in (expected, expected + stored, expected + every):
-        return {**record, "outcome": "mismatch", "reason": f"{model.params() - expected:+,d} parameters"}
+    record["params"], record["buffer_params"] = model.params(), model.buffer_params()
+    if expected is not None and (model.params(), model.buffer_params()) != (expected + buffers, buffers):
+        return {**record, "outcome": "mismatch",
+                "reason": f"{model.params() - expected - buffers:+,d} parameters, "
+                          f"{model.buffer_params() - buffers:+,d} buffer parameters"}
     try:
         doc = mantile_core.estimate(model, "h200", tp=1, batch=1, input_len=1024, output_len=128).to_dict()
     except MantileError as exc:

@@ -35,8 +35,9 @@ Per file:
   the router's ``e_score_correction_bias`` (DeepSeek-V3/V3.2/V4, GLM-5, MiniMax-M2, MiMo-V2,
   Nemotron-3: one float per routed expert per MoE layer), DeepSeek-V4's hash-routing table
   ``tid2eid``, Gemma 4's ``layer_scalar``. They are NOT in ``total_params`` / ``text_params``
-  (transformers registers them as buffers, not parameters); Mantile's parameter totals follow
-  transformers and leave them out too;
+  (transformers registers them as buffers, not parameters); Mantile's ``params()`` counts
+  them (every tensor the checkpoint stores, as the safetensors totals do) and its
+  ``buffer_params()`` equals their sum;
 - ``full_class``, ``full_params``, ``full_text_params``, ``vision_params``, ``vision_buffers``:
   the published architecture (``architectures[0]``, or ``AutoModelForImageTextToText``) built
   whole, which also counts the vision tower — available for the wrappers outside the 68 too;

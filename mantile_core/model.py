@@ -71,6 +71,12 @@ class Model:
         """Total weight bytes in their storage dtypes (unsharded)."""
         return sum(layer_count(layer, "weight_bytes") for layer in self.layers)
 
+    def buffer_params(self) -> int:
+        """The part of :meth:`params` that transformers registers as buffers, not parameters
+        (stored in the checkpoint, counted here as the safetensors totals count them):
+        ``params() - buffer_params()`` is transformers' meta-device parameter count."""
+        return sum(layer.buffer_params() for layer in self.layers)
+
     @functools.cached_property
     def unique_layers(self) -> tuple[tuple[Layer, tuple[int, ...]], ...]:
         """(representative layer, positions of the layers that cost the same): identical

@@ -39,10 +39,14 @@ def a4b_by_hand() -> int:
 
 
 def test_totals_equal_transformers():
+    """transformers' parameters plus the one stored ``layer_scalar`` buffer per layer (30 and
+    60), which Mantile counts as parameters (``buffer_params``)."""
     assert EXPECTED["google--gemma-4-26B-A4B"]["text_params"] == a4b_by_hand() == 25_233_141_760
-    assert mantile_core.load_model(A4B).params() == 25_233_141_760
+    a4b = mantile_core.load_model(A4B)
+    assert (a4b.params(), a4b.buffer_params()) == (25_233_141_760 + 30, 30)
     assert EXPECTED["nvidia--Gemma-4-31B-IT-NVFP4"]["text_params"] == 30_697_345_280
-    assert mantile_core.load_model("gemma-4-31b").params() == 30_697_345_280
+    dense = mantile_core.load_model("gemma-4-31b")
+    assert (dense.params(), dense.buffer_params()) == (30_697_345_280 + 60, 60)
 
 
 def test_per_layer_shapes_and_kv():

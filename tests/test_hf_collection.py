@@ -68,6 +68,18 @@ def _claimed_type(data: dict, supported) -> str | None:
     return None
 
 
+def stored_total(entry: dict) -> tuple[int, int] | None:
+    """(transformers' text-model parameters, the elements of the persistent buffers safetensors
+    stores beside them: ``e_score_correction_bias``, ``tid2eid``, ``layer_scalar``), both from the
+    meta-device build in expected_totals.json; None when transformers cannot build the config.
+    Mantile's convention: ``params()`` counts every tensor the checkpoint stores (their sum),
+    ``buffer_params()`` the buffers."""
+    text = entry.get("text_params", entry.get("full_text_params"))
+    if text is None:
+        return None
+    return text, sum((entry.get("checkpoint_buffers") or {}).values())
+
+
 def _check_estimate(model) -> None:
     import math
 
@@ -87,9 +99,10 @@ def _check_estimate(model) -> None:
 
 @pytest.mark.parametrize("key", sorted(CONFIGS))
 def test_collection_config_loads_exactly_or_names_its_type(key, tmp_path):
-    """Supported model_type: loads, its total equals transformers' text-model total (MTP layers
-    and vision towers excluded, as documented in SOURCES.md), and estimate gives finite, positive
-    figures. Unsupported: one line naming the model_type, never blaming a key."""
+    """Supported model_type: loads, its total equals transformers' text-model parameters plus
+    the buffers the checkpoint stores (MTP layers and vision towers excluded: SOURCES.md), the
+    buffers being exactly ``buffer_params()``; estimate gives finite, positive figures.
+    Unsupported: one line naming the model_type, never blaming a key."""
     import mantile_core
     from mantile_core.errors import MantileError
     from mantile_core.model import supported_model_types
@@ -114,16 +127,11 @@ def test_collection_config_loads_exactly_or_names_its_type(key, tmp_path):
         assert "\n" not in str(info.value)
         return
     model = mantile_core.load_model(path)
-    expected = entry.get("text_params", entry.get("full_text_params"))
+    expected = stored_total(entry)
     if expected is not None:
-        # mantile-mla and mantile-decoder-zoo count the router's e_score_correction_bias (a buffer
-        # the checkpoint stores) as parameters, as the published safetensors totals do, and
-        # mantile-mla's DeepSeek-V4 its tid2eid hash table too (every stored buffer);
-        # mantile-recurrent (Nemotron-H) counts transformers' parameters only
-        stored = (entry.get("checkpoint_buffers") or {}).get("e_score_correction_bias", 0)
-        every = sum((entry.get("checkpoint_buffers") or {}).values())
-        assert model.params() in (expected, expected + stored, expected + every), \
-            f"{key}: {model.params():,} != transformers {expected:,} (+ {stored:,} stored router biases)"
+        params, buffers = expected
+        assert (model.params(), model.buffer_params()) == (params + buffers, buffers), \
+            f"{key}: {model.params():,} ({model.buffer_params():,} buffers) != transformers {params:,} + {buffers:,}"
     _check_estimate(model)
 
 
@@ -159,7 +167,6 @@ def test_bundled_flagship(name):
         published.pop("quantization_config")
     assert bundled == published
     if _claimed_type(bundled, supported_model_types()) is not None:
-        expected = CONFIGS[key]["text_params"]
-        stored = (CONFIGS[key].get("checkpoint_buffers") or {}).get("e_score_correction_bias", 0)
-        every = sum((CONFIGS[key].get("checkpoint_buffers") or {}).values())
-        assert mantile_core.load_model(name).params() in (expected, expected + stored, expected + every)
+        params, buffers = stored_total(CONFIGS[key])
+        model = mantile_core.load_model(name)
+        assert (model.params(), model.buffer_params()) == (params + buffers, buffers)

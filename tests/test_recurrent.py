@@ -68,8 +68,10 @@ def test_falcon_mamba_total_by_hand():
 
 def _collection():
     totals = json.loads((COLLECTION / "expected_totals.json").read_text())["configs"]
-    return sorted((rec["file"], rec["text_params"]) for rec in totals.values()
-                  if rec["model_type"] in FAMILIES and rec.get("buildable"))
+    # transformers' parameters + the buffers the checkpoint stores (Nemotron-H's
+    # e_score_correction_bias), which Mantile counts as parameters
+    return sorted((rec["file"], rec["text_params"] + sum((rec.get("checkpoint_buffers") or {}).values()))
+                  for rec in totals.values() if rec["model_type"] in FAMILIES and rec.get("buildable"))
 
 
 COLLECTED = _collection()
@@ -105,7 +107,9 @@ def test_totals_equal_transformers_meta_device(name):
 def test_bundled_by_name():
     expected = {"qwen3-next-80b-a3b": 79_674_391_296, "falcon-mamba-7b": 7_272_665_088, "jamba-v0.1": 51_570_323_328,
                 "mamba-codestral-7b": 7_285_403_648, "qwen3.5-397b-a17b": 396_346_350_336,
-                "nemotron-3-super": 120_668_687_360, "nemotron-3-nano": 31_577_937_344}
+                # transformers' parameters + the stored e_score_correction_bias (E per MoE layer:
+                # 512 x 40, 128 x 23), which Mantile counts as parameters
+                "nemotron-3-super": 120_668_687_360 + 20_480, "nemotron-3-nano": 31_577_937_344 + 2_944}
     assert {name: mantile_core.load_model(name).params() for name in expected} == expected
 
 
@@ -340,11 +344,13 @@ def test_bf16_weight_bytes_are_two_per_parameter(name):
 
 def test_nemotron_router_is_float32():
     """transformers builds Nemotron-H's router in float32 and keeps e_score_correction_bias (a
-    buffer, one float32 per expert) beside it: 2 more bytes per router element, 4 per expert."""
+    stored buffer, one float32 per expert, counted among the parameters) beside it: 2 more
+    bytes per router element and per bias value than bf16."""
     model = mantile_core.load_model("nemotron-3-nano")
     moe_layers = "MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME".count("E")
     assert moe_layers == 23
-    assert model.weight_bytes() == 2 * model.params() + moe_layers * (128 * 2688 * 2 + 128 * 4)
+    assert model.buffer_params() == moe_layers * 128
+    assert model.weight_bytes() == 2 * model.params() + moe_layers * (128 * 2688 * 2 + 128 * 2)
 
 
 def test_block_scaled_fp8_counts_a_scale_per_tile():

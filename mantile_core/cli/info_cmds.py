@@ -50,6 +50,7 @@ def layers_document(model) -> dict:
         "model": model.name,
         "model_type": model.config.model_type,
         "params": model.params(),
+        "buffer_params": model.buffer_params(),
         "weight_bytes": model.weight_bytes(),
         **model.extras,
         "layers": [{"index": layer.index, "name": layer.name, "kind": layer.kind, "type": layer.type,

@@ -51,6 +51,13 @@ class Layer:
         """Bytes of the whole layer's weights in their storage dtypes (unsharded)."""
         raise NotImplementedError
 
+    def buffer_params(self) -> int:
+        """Elements of the buffers the checkpoint stores that ``params`` counts (a router's
+        ``e_score_correction_bias``, Gemma 4's ``layer_scalar``): Mantile counts every tensor
+        the checkpoint stores, as the published safetensors totals do, while transformers
+        registers these as buffers, so its parameter count is ``params() - buffer_params()``."""
+        return 0
+
     def check_parallelism(self, tp: int, ep: int) -> None:
         """Raise ParallelismError when ``tp`` / ``ep`` cannot split this layer."""
 

@@ -26,8 +26,10 @@ Counting, per device (T tokens, hl local heads, kvl local KV heads, dh the layer
   sum of the dense and expert branches (T·H);
 - the dense MLP, norms, embedding and soft-capped tied head as Gemma 2 / 3's.
 
-``layer_scalar`` is a buffer (one value per layer), not a parameter: transformers' count and
-Mantile's leave it out; the checkpoint stores it (60 values for Gemma-4-31B, 30 for 26B-A4B).
+``layer_scalar`` (one value per decoder layer, which scales its output) is a buffer in
+transformers and stored in the checkpoint (60 values for Gemma-4-31B, 30 for 26B-A4B): Mantile
+counts it as a parameter of the layer's attention (``buffer_params``), as it counts every
+tensor the checkpoint stores; transformers' count leaves it out.
 """
 
 from __future__ import annotations
@@ -58,9 +60,18 @@ GEMMA4_DEFAULTS = {
 
 @attrs.frozen(kw_only=True)
 class Gemma4Attention(GemmaAttention):
-    """Gemma 4 attention: q/k norms with scale, v norm without, optional k = v (no v_proj)."""
+    """Gemma 4 attention: q/k norms with scale, v norm without, optional k = v (no v_proj);
+    it holds its decoder layer's ``layer_scalar`` (one stored value, in the checkpoint dtype)."""
 
     k_eq_v: bool = False
+    layer_scalar: bool = True
+
+    def extra_params(self, heads_local) -> int:
+        return super().extra_params(heads_local) + self.layer_scalar
+
+    def buffer_params(self) -> int:
+        """The decoder layer's layer_scalar: a buffer in transformers, stored in the checkpoint."""
+        return int(self.layer_scalar)
 
     def _weight_elements(self, hl, kvl):
         return self.hidden * (hl + (1 + (not self.k_eq_v)) * kvl) * self.head_dim + hl * self.head_dim * self.hidden

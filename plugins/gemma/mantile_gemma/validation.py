@@ -174,10 +174,20 @@ GEMMA4_SMALL = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=6, n
                     moe_intermediate_size=24, final_logit_softcapping=30.0)
 
 
+def _stored(module) -> int:
+    """Elements of the tensors a checkpoint of ``module`` stores: its parameters (tied ones
+    once) and its persistent buffers (in ``state_dict`` but not parameters)."""
+    names = {name for name, _ in module.named_parameters(remove_duplicate=False)}
+    buffers = sum(t.numel() for name, t in module.state_dict().items() if name not in names)
+    return sum(p.numel() for p in module.parameters()) + buffers
+
+
 def check_gemma4() -> ValidationOutcome:
     """A small Gemma 4 with k = v global layers and the MoE block: Mantile's parameters =
-    transformers' Gemma4ForCausalLM on the meta device, layer by layer (attention, MLP + MoE
-    block); the proportional RoPE inv_freq = transformers' for the global layers."""
+    the tensors transformers' Gemma4ForCausalLM stores on the meta device (its parameters and
+    the persistent ``layer_scalar`` buffer of each layer: ``state_dict``), layer by layer
+    (attention, MLP + MoE block), and ``params() - buffer_params()`` = its parameters; the
+    proportional RoPE inv_freq = transformers' for the global layers."""
     import torch
     from transformers import Gemma4ForCausalLM, Gemma4TextConfig
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
@@ -187,21 +197,23 @@ def check_gemma4() -> ValidationOutcome:
     hf_config = Gemma4TextConfig(**GEMMA4_SMALL)
     with torch.device("meta"):
         model = Gemma4ForCausalLM(hf_config)
-    theirs = sum(p.numel() for p in model.parameters())
+    theirs = _stored(model)
     _, layers = _mantile({"model_type": "gemma4_text", **GEMMA4_SMALL})
     ours = sum(layer.params() for layer in layers)
-    per_layer = True
+    per_layer = ours - sum(layer.buffer_params() for layer in layers) == sum(p.numel() for p in model.parameters())
     for i, block in enumerate(model.model.layers):
         attention = next(lay for lay in layers if lay.kind == "attention" and lay.index == i)
-        per_layer &= attention.params() == sum(p.numel() for p in block.self_attn.parameters())
+        per_layer &= attention.params() - attention.buffer_params() == sum(
+            p.numel() for p in block.self_attn.parameters())
         mine = sum(lay.params() for lay in layers if lay.index == i)
-        per_layer &= mine == sum(p.numel() for p in block.parameters())
+        per_layer &= mine == _stored(block)
     inv, factor = ROPE_INIT_FUNCTIONS["proportional"](hf_config, "cpu", layer_type="full_attention")
     ours_rope = rope_scaling(hf_config.rope_parameters["full_attention"], 32, 256)
     pairs = len(ours_rope.inv_freq)
     same = bool(torch.allclose(torch.as_tensor(ours_rope.inv_freq, dtype=torch.float32), inv[:pairs], rtol=1e-6))
     ok = ours == theirs and per_layer and same and bool((inv[pairs:] == 0).all()) and factor == 1.0
-    return ValidationOutcome(ok, f"params {ours} = transformers {theirs}, per layer {per_layer}; proportional "
+    return ValidationOutcome(ok, f"params {ours} = transformers' stored tensors {theirs}, per layer {per_layer}; "
+                                 f"proportional "
                                  f"inv_freq ({pairs} rotated pairs of {inv.shape[0]}) = transformers {same}")
 
 

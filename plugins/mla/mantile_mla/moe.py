@@ -51,6 +51,10 @@ class DeepSeekMoE(MoE):
             return base
         return base - self.dense_dtype.nbytes(self.experts) + CORRECTION_BIAS_DTYPE.nbytes(self.experts)
 
+    def buffer_params(self) -> int:
+        """The e_score_correction_bias (E values): a buffer in transformers, stored in the checkpoint."""
+        return self.experts * self.router_bias
+
     def routing_flops(self, step: Step):
         """Per-token routing work beyond the core's count (see the module docstring)."""
         tokens = step.tokens
@@ -95,6 +99,11 @@ class DeepSeekV4MoE(DeepSeekMoE):
 
     def params(self) -> int:
         return super().params() + self._hash_ids()
+
+    def buffer_params(self) -> int:
+        """The tid2eid table (or the e_score_correction_bias): buffers in transformers, stored
+        in the checkpoint."""
+        return super().buffer_params() + self._hash_ids()
 
     def weight_bytes(self) -> int:
         return super().weight_bytes() + HASH_ID_BYTES * self._hash_ids()

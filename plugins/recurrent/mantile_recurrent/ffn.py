@@ -10,10 +10,15 @@ MoE, E experts, top k, expert intermediate I, shared intermediate Is, latent wid
 (``moe_latent_size``; the experts' input/output width, H without a latent):
 
     router               E·H         float32, as transformers builds it
-    e_score_correction   E           a float32 buffer: held (weight bytes), not a parameter
+    e_score_correction   E           float32, a buffer in transformers that the checkpoint
+                                     stores: counted as parameters (``buffer_params``)
     fc1/fc2_latent_proj  2·H·D       (+ D + H biases with mlp_bias), only with a latent
     experts              E·2·D·I     up and down, no gate, no biases
     shared expert        2·H·Is      (+ Is + H biases with mlp_bias)
+
+Experts, shared expert and latent projections are stored in the checkpoint's format for each
+(``expert_dtype``, ``shared_dtype``, ``latent_dtype``: NVFP4 / FP8 in nvidia's quantized
+Nemotron-3 checkpoints unless excluded), biases in the model dtype.
 
 ``ep`` groups of tp/ep devices split the experts (each expert's I over tp/ep), tp splits the
 shared expert; router and latent projections are replicated. GEMM per step: router
@@ -100,6 +105,8 @@ class NemotronMoE(Layer):
     dense_dtype: DType
     latent: int = 0
     bias: bool = False
+    shared_dtype: DType | None = None  # the shared expert's up/down (None: dense_dtype)
+    latent_dtype: DType | None = None  # fc1/fc2_latent_proj (None: dense_dtype)
 
     @property
     def expert_width(self) -> int:
@@ -116,15 +123,29 @@ class NemotronMoE(Layer):
         return 2 * self.expert_width * inter
 
     def params(self) -> int:
-        return (self.experts * self.hidden + self._latent_params() + self.experts * self._expert_params(self.intermediate)
-                + self._shared_params(self.shared_intermediate))
+        return (self.experts * self.hidden + self.experts + self._latent_params()
+                + self.experts * self._expert_params(self.intermediate) + self._shared_params(self.shared_intermediate))
+
+    def buffer_params(self) -> int:
+        """The e_score_correction_bias (E values): a buffer in transformers, stored in the checkpoint."""
+        return self.experts
 
     def _router_bytes(self) -> int:
         return FP32.nbytes(self.experts * self.hidden + self.experts)
 
+    def _dense_bytes(self, shared) -> int:
+        """Router and correction bias (float32), the latent projections and the shared expert
+        (of intermediate ``shared``) in their own formats (a quantized checkpoint may store them
+        in NVFP4), their biases in dense_dtype."""
+        h, d = self.hidden, self.latent
+        latent = [(1, d, h), (1, h, d)] if d else []
+        biases = self.bias * ((d + h) * (d > 0) + shared + h)
+        return (self._router_bytes() + matrices_nbytes(self.latent_dtype or self.dense_dtype, latent)
+                + matrices_nbytes(self.shared_dtype or self.dense_dtype, [(1, shared, h), (1, h, shared)])
+                + self.dense_dtype.nbytes(biases))
+
     def weight_bytes(self) -> int:
-        return (self._router_bytes() + self._expert_bytes(self.experts, self.intermediate)
-                + self.dense_dtype.nbytes(self._latent_params() + self._shared_params(self.shared_intermediate)))
+        return self._dense_bytes(self.shared_intermediate) + self._expert_bytes(self.experts, self.intermediate)
 
     def _expert_bytes(self, count, inter):
         """``count`` experts of up (I × D) and down (D × I) in the expert dtype."""
@@ -157,7 +178,7 @@ class NemotronMoE(Layer):
         local = self.experts // ep
         shared = self.shared_intermediate // tp
         per_expert = self._expert_bytes(1, inter)
-        dense = self._router_bytes() + self.dense_dtype.nbytes(self._latent_params() + self._shared_params(shared))
+        dense = self._dense_bytes(shared)
         active = expected_active_experts(local, self.experts, self.top_k, tokens)
         routed = tokens * self.top_k
         router = 2 * tokens * hidden * self.experts

@@ -103,6 +103,13 @@ class ModelConfig:
             return self.dtype
         return self.quant.dtype_for(module, self.dtype, tuple(linears), f"config {self.name!r}")
 
+    def head_dtype(self, module: str) -> DType:
+        """Storage dtype of the output projection ``module``: the checkpoint dtype unless a
+        mixed-precision checkpoint lists it in ``quantized_layers`` (transformers and vLLM keep
+        the head unquantized otherwise; nvidia's Qwen3.6-27B-NVFP4 stores it in W4A16 NVFP4)."""
+        listed = self.quant is not None and self.quant.lists(module)
+        return self.weight_dtype(module, quantizable=listed)
+
     def linear_formats(self, module: str, linears: tuple[str, ...]) -> LinearFormats:
         """Storage format of each projection ``linears`` of ``module``, for a layer that costs
         every projection at its own format (a checkpoint may quantize some and exclude others):

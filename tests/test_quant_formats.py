@@ -270,6 +270,62 @@ def test_nemotron_3_nano_nvfp4_mixers_kept_in_bf16(tmp_path):
             rest.add(mixers[i].weight_bytes() - linear(f"{name}.in_proj", in_rows, hidden)
                      - linear(f"{name}.out_proj", hidden, inner))
     assert len(rest) == 1  # six bf16 mixers and seventeen NVFP4 ones differ by their projections only
+    # MoE: router weight and e_score_correction_bias float32 (transformers keeps both in fp32),
+    # 128 experts' up/down and the shared expert's up/down NVFP4 (none excluded)
+    experts, inter, shared = 128, 1856, 3712
+    assert not any(".experts" in p or "shared_experts" in p for p in exclude)
+    moe = (4 * experts * hidden + 4 * experts + experts * (nvfp4(inter, hidden) + nvfp4(hidden, inter))
+           + nvfp4(shared, hidden) + nvfp4(hidden, shared))
+    assert {mixers[i].weight_bytes() for i, kind in enumerate(pattern) if kind == "E"} == {moe}
     kept = [i for i, kind in enumerate(pattern)
             if kind == "M" and _excluded(exclude, f"backbone.layers.{i}.mixer.in_proj")]
     assert kept == [4, 11, 18, 25, 32, 41]
+
+
+@pytest.mark.parametrize("key, vocab, hidden", [("nvidia--Qwen3.6-27B-NVFP4", 248320, 5120),
+                                                ("nvidia--NVIDIA-Nemotron-3.5-Lightning-30B-A3B-NVFP4", 131072, 2688)])
+def test_mixed_precision_lm_head_listed_is_quantized(key, vocab, hidden, tmp_path):
+    """A MIXED_PRECISION checkpoint that lists ``lm_head`` in quantized_layers (W4A16_NVFP4
+    here) stores it so, whichever plugin builds the head: vocab x hidden at 4 bits + an fp8
+    scale per 16 + weight_scale_2 (no input_scale)."""
+    quant = _read(f"{key}_hf_quant_config.json")["quantization"]
+    assert quant["quantized_layers"]["lm_head"]["quant_algo"] == "W4A16_NVFP4"
+    model = mantile_core.load_model(_published(key, tmp_path))
+    head = next(layer for layer in model.layers if layer.kind == "lm_head")
+    assert (head.vocab, head.hidden) == (vocab, hidden)
+    assert head.weight_bytes() == nvfp4(vocab, hidden, input_scale=False)
+
+
+def fp8_block(rows: int, cols: int) -> int:
+    """fp8 with weight_block_size [128, 128]: weight (1 byte each) + one float32
+    weight_scale_inv per 128 x 128 block, partial blocks included (ceil division)."""
+    return rows * cols + -(-rows // 128) * -(-cols // 128) * 4
+
+
+def test_fp8_block_scale_is_per_started_block():
+    """DeepSeek's kv_a_proj_with_mqa (576 x 7168): 5 row blocks (4.5 rounded up) x 56 scales."""
+    from mantile_core.dtypes import block_scaled
+
+    dtype = block_scaled("fp8", (128, 128))
+    assert dtype.matrix_nbytes(576, 7168) == fp8_block(576, 7168) == 576 * 7168 + 5 * 56 * 4
+    assert dtype.matrix_nbytes(129, 1, 3) == 3 * (129 + 2 * 1 * 4)
+
+
+@pytest.mark.parametrize("key", ["Qwen--Qwen3-32B-FP8", "Qwen--Qwen3-30B-A3B-FP8"])
+def test_qwen3_fp8_block_wise_bytes(key, tmp_path):
+    """Qwen/Qwen3-32B-FP8 and Qwen3-30B-A3B-FP8 (quant_method fp8, weight_block_size [128, 128],
+    lm_head / norms / routers in modules_to_not_convert): every attention and MLP / expert
+    projection in 128 x 128-block fp8, the rest bf16."""
+    config = _read(f"{key}_config.json")
+    hidden, layers, vocab, dh = config["hidden_size"], config["num_hidden_layers"], config["vocab_size"], 128
+    q_width, kv_width = config["num_attention_heads"] * dh, config["num_key_value_heads"] * dh
+    attention = (fp8_block(q_width, hidden) + 2 * fp8_block(kv_width, hidden) + fp8_block(hidden, q_width)
+                 + 2 * 2 * dh)  # q_norm, k_norm
+    if "num_experts" in config:
+        experts, inter = config["num_experts"], config["moe_intermediate_size"]
+        ffn = experts * (2 * fp8_block(inter, hidden) + fp8_block(hidden, inter)) + bf16(experts, hidden)
+    else:
+        inter = config["intermediate_size"]
+        ffn = 2 * fp8_block(inter, hidden) + fp8_block(hidden, inter)
+    expected = layers * (attention + ffn + 2 * 2 * hidden) + 2 * bf16(vocab, hidden) + 2 * hidden
+    assert mantile_core.load_model(_published(key, tmp_path)).weight_bytes() == expected

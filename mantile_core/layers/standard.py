@@ -165,11 +165,8 @@ def _position_embedding(config: ModelConfig, slot: LayerSlot) -> PositionEmbeddi
 
 
 def _lm_head(config: ModelConfig, slot: LayerSlot) -> LMHead:
-    # quantized only when a mixed-precision checkpoint lists it (transformers and vLLM keep the
-    # output projection in the checkpoint dtype otherwise)
-    listed = config.quant is not None and config.quant.lists(slot.name)
     return LMHead(name=slot.name, index=slot.index, vocab=config.vocab_size, hidden=config.hidden_size,
-                  dtype=config.weight_dtype(slot.name, quantizable=listed), tied=config.tie_word_embeddings)
+                  dtype=config.head_dtype(slot.name), tied=config.tie_word_embeddings)
 
 
 CORE_LAYER_TYPES = [

@@ -125,7 +125,7 @@ def build_lm_head(config: ModelConfig, slot: LayerSlot):
     """The core LM head with Phi's bias, or scaled logits (Cohere, Granite)."""
     head = facts(config)["lm_head"]
     kwargs = dict(name=slot.name, index=slot.index, vocab=config.vocab_size, hidden=config.hidden_size,
-                  dtype=config.weight_dtype(slot.name, quantizable=False), tied=config.tie_word_embeddings,
+                  dtype=config.head_dtype(slot.name), tied=config.tie_word_embeddings,
                   bias=head["bias"], bias_dtype=config.dtype)
     if head["scale"] is not None:
         return ScaledLMHead(**kwargs, scale=head["scale"])

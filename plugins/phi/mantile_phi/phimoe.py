@@ -87,7 +87,7 @@ def build_moe(config: ModelConfig, slot: LayerSlot) -> SparseMixerMoE:
 
 def build_lm_head(config: ModelConfig, slot: LayerSlot) -> LMHead:
     return LMHead(name=slot.name, index=slot.index, vocab=config.vocab_size, hidden=config.hidden_size,
-                  dtype=config.weight_dtype(slot.name, quantizable=False), tied=config.tie_word_embeddings,
+                  dtype=config.head_dtype(slot.name), tied=config.tie_word_embeddings,
                   bias=checks.get_bool(config.raw, "lm_head_bias", config.where, default=False),
                   bias_dtype=config.dtype)
 

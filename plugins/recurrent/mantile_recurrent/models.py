@@ -165,6 +165,9 @@ def build_moe(config, slot: LayerSlot):
                            shared_intermediate=config.get("moe_shared_expert_intermediate_size"),
                            latent=config.get("moe_latent_size") or 0,
                            expert_dtype=config.weight_dtype(slot.name + ".experts"), dense_dtype=config.dtype,
+                           shared_dtype=config.weight_dtype(slot.name + ".shared_experts",
+                                                            linears=("up_proj", "down_proj")),
+                           latent_dtype=config.weight_dtype(slot.name, linears=("fc1_latent_proj", "fc2_latent_proj")),
                            bias=bool(config.get("mlp_bias", False)))
     shared = (config.shared_expert_intermediate_size or 0) if config.model_type in QWEN_TYPES else 0
     return MoE(**moe_kwargs(config, slot), shared_intermediate=shared, shared_gate=bool(shared))
@@ -173,7 +176,7 @@ def build_moe(config, slot: LayerSlot):
 def build_lm_head(config, slot: LayerSlot) -> LMHead:
     """The core's LM head, tied as the reader says (Mamba-1's configs default to tied)."""
     return LMHead(name=slot.name, index=slot.index, vocab=config.vocab_size, hidden=config.hidden_size,
-                  dtype=config.weight_dtype(slot.name, quantizable=False),
+                  dtype=config.head_dtype(slot.name),
                   tied=bool(config.get("tie_word_embeddings", False)))
 
 

@@ -13,9 +13,9 @@ ceil(vocab/tp) local vocabulary rows, I_l = intermediate/tp:
   ``head_dim^-1/2`` (same cost) and, when ``attn_logit_softcapping`` is set (Gemma 2: 50),
   ``3·hl·pairs`` soft-capping FLOPs (:mod:`.softcap`); RoPE per layer: sliding layers rotate
   with the local base (``rope_local_base_freq``), full layers with the global rope parameters;
-- MLP (:class:`GemmaMLP`): gate/up/down like the core's (3·H·I params) with GeGLU:
-  ``gelu_tanh(gate) · up``, :data:`GELU_TANH_FLOPS_PER_ELEMENT` + 1 FLOPs per intermediate
-  element instead of SwiGLU's 5;
+- MLP: the core's :class:`~mantile_core.layers.GatedMLP` (3·H·I params) with
+  ``activation="gelu_tanh"``, GeGLU: ``gelu_tanh(gate) · up``,
+  :data:`GELU_TANH_FLOPS_PER_ELEMENT` + 1 FLOPs per intermediate element;
 - LM head (:class:`GemmaLMHead`): tied to the embedding (0 params) and, when
   ``final_logit_softcapping`` is set (Gemma 2: 30), + 3·batch·V_l FLOPs.
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 import attrs
 
 from mantile_core.layers import Attention, Embedding, GatedMLP, LMHead, RMSNorm
-from mantile_core.layers.mlp import ACT_FLOPS_PER_ELEMENT
+from mantile_core.layers.mlp import ACTIVATION_FLOPS
 from mantile_core.layers.simple import NORM_FLOPS_PER_ELEMENT
 from mantile_core.layers.standard import attention_kwargs
 from mantile_core.records import LayerSlot, LayerType
@@ -35,15 +35,15 @@ from mantile_core.workload import LayerCost, Step
 from .softcap import softcap_flops
 
 __all__ = [
-    "GemmaEmbedding", "GemmaRMSNorm", "GemmaAttention", "GemmaMLP", "GemmaLMHead",
+    "GemmaEmbedding", "GemmaRMSNorm", "GemmaAttention", "GemmaLMHead",
     "GELU_TANH_FLOPS_PER_ELEMENT", "GEMMA_MODEL_TYPES", "LAYER_TYPES", "layer_rope",
 ]
 
 GEMMA_MODEL_TYPES = frozenset({"gemma2", "gemma3_text", "gemma4_text"})
 
-GELU_TANH_FLOPS_PER_ELEMENT = 9
-"""``0.5·x·(1 + tanh(sqrt(2/π)·(x + 0.044715·x³)))``: x³ (2), ·0.044715 (1), + x (1),
-·sqrt(2/π) (1), tanh (1), + 1 (1), · x (1), · 0.5 (1). The GeGLU product with up adds 1."""
+GELU_TANH_FLOPS_PER_ELEMENT = ACTIVATION_FLOPS["gelu_tanh"]
+"""9, the core's count of ``0.5·x·(1 + tanh(sqrt(2/π)·(x + 0.044715·x³)))``; the GeGLU product
+with up adds 1."""
 
 
 @attrs.frozen(kw_only=True)
@@ -81,19 +81,6 @@ class GemmaAttention(Attention):
     def describe(self) -> dict:
         return super().describe() | {"softcap": self.logit_softcap, "query_pre_attn_scalar": self.query_scalar,
                                      "rotary_dim": self.rotary_dim}
-
-
-@attrs.frozen(kw_only=True)
-class GemmaMLP(GatedMLP):
-    """GeGLU MLP: ``down(gelu_tanh(gate(x)) · up(x))``, 10 FLOPs per intermediate element."""
-
-    def cost(self, step: Step) -> LayerCost:
-        base = super().cost(step)
-        elements = step.tokens * (self.intermediate // step.tp)
-        return attrs.evolve(base, flops=base.flops + (GELU_TANH_FLOPS_PER_ELEMENT + 1 - ACT_FLOPS_PER_ELEMENT) * elements)
-
-    def describe(self) -> dict:
-        return {"activation": "gelu_pytorch_tanh (GeGLU)", "intermediate": self.intermediate}
 
 
 @attrs.frozen(kw_only=True)
@@ -159,10 +146,11 @@ def build_moe(config, slot: LayerSlot):
     return Gemma4MoE(**moe_kwargs(config, slot))
 
 
-def build_mlp(config, slot: LayerSlot) -> GemmaMLP:
-    return GemmaMLP(name=slot.name, index=slot.index, hidden=config.hidden_size,
+def build_mlp(config, slot: LayerSlot) -> GatedMLP:
+    """The core's gated MLP with the tanh GELU (GeGLU; :mod:`.config` admits only the tanh GELU)."""
+    return GatedMLP(name=slot.name, index=slot.index, hidden=config.hidden_size,
                     intermediate=config.intermediate_size, weight_dtype=config.weight_dtype(slot.name),
-                    bias_dtype=config.dtype)
+                    bias_dtype=config.dtype, activation="gelu_tanh")
 
 
 def build_lm_head(config, slot: LayerSlot) -> GemmaLMHead:

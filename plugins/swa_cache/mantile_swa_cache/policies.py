@@ -30,8 +30,9 @@ SLIDING = "sliding"
 CHUNKED = "chunked"
 
 
-def ring_resident(tokens, window, block=16):
-    """min(tokens, W) positions: a ring of W slots (``block`` is ignored)."""
+def window_keys(tokens, window, block=16):
+    """min(tokens, W) positions, the window's: what a ring of W slots holds and what a decode
+    step writing token number ``tokens`` reads (``block`` is ignored)."""
     return window_positions(tokens, window)
 
 
@@ -45,17 +46,12 @@ def full_resident(tokens, window, block=16):
     return tokens
 
 
-def window_read(tokens, window, block=16):
-    """Keys a decode step writing token number ``tokens`` reads: min(tokens, W)."""
-    return window_positions(tokens, window)
-
-
 RING = CachePolicy(
     name="ring",
     mask=SLIDING,
-    resident_positions=ring_resident,
+    resident_positions=window_keys,
     attended_pairs=window_pairs,
-    read_positions=window_read,
+    read_positions=window_keys,
     default=True,
     description="ring buffer of W slots per sequence: min(tokens, W) positions resident",
 )
@@ -65,7 +61,7 @@ PAGED = CachePolicy(
     mask=SLIDING,
     resident_positions=paged_resident,
     attended_pairs=window_pairs,
-    read_positions=window_read,
+    read_positions=window_keys,
     description="paged blocks of --kv-block tokens as vLLM frees them: blocks "
                 "floor(max(0,p-W+1)/b)..floor(p/b) resident",
 )
@@ -75,14 +71,14 @@ FULL = CachePolicy(
     mask=SLIDING,
     resident_positions=full_resident,
     attended_pairs=window_pairs,
-    read_positions=window_read,
+    read_positions=window_keys,
     description="whole context kept (no sliding-window eviction); still attends and reads the window",
 )
 
 
-
-def chunk_resident(tokens, chunk, block=16):
-    """((tokens−1) mod C) + 1 positions: the current chunk only (``block`` is ignored)."""
+def current_chunk(tokens, chunk, block=16):
+    """((tokens−1) mod C) + 1 positions, the current chunk's: what a chunked ring holds and what
+    a decode step writing token number ``tokens`` reads (``block`` is ignored)."""
     return chunk_positions(tokens, chunk)
 
 
@@ -91,17 +87,12 @@ def chunk_paged_resident(tokens, chunk, block=16):
     return chunk_paged_positions(tokens, chunk, block)
 
 
-def chunk_read(tokens, chunk, block=16):
-    """Keys a decode step writing token number ``tokens`` reads: its chunk's, ((tokens−1) mod C)+1."""
-    return chunk_positions(tokens, chunk)
-
-
 CHUNKED_RING = CachePolicy(
     name="chunked-ring",
     mask=CHUNKED,
-    resident_positions=chunk_resident,
+    resident_positions=current_chunk,
     attended_pairs=chunk_pairs,
-    read_positions=chunk_read,
+    read_positions=current_chunk,
     default=True,
     retention="ring",
     description="a buffer of C slots per sequence holding the current chunk: ((tokens-1) mod C)+1 positions",
@@ -112,7 +103,7 @@ CHUNKED_PAGED = CachePolicy(
     mask=CHUNKED,
     resident_positions=chunk_paged_resident,
     attended_pairs=chunk_pairs,
-    read_positions=chunk_read,
+    read_positions=current_chunk,
     retention="paged",
     description="paged blocks of --kv-block tokens from the current chunk's start, as vLLM frees them",
 )
@@ -122,7 +113,7 @@ CHUNKED_FULL = CachePolicy(
     mask=CHUNKED,
     resident_positions=full_resident,
     attended_pairs=chunk_pairs,
-    read_positions=chunk_read,
+    read_positions=current_chunk,
     retention="full",
     description="whole context kept (no per-chunk eviction); still attends and reads the current chunk",
 )

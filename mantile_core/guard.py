@@ -2,7 +2,8 @@
 it is costed becomes one :class:`~mantile_core.errors.PluginError` naming the layer, its
 type and the distribution that provides it, never a traceback or a silently wrong number.
 
-Checked at each call: ``params()`` / ``weight_bytes()`` return a non-negative integer;
+Checked at each call: ``params()`` / ``weight_bytes()`` / ``buffer_params()`` return a
+non-negative integer;
 ``cost(step)`` returns a :class:`~mantile_core.workload.LayerCost` whose every numeric
 field is finite and non-negative (scalars or numpy arrays, for the sweep); ``describe()``
 returns a dict. A :class:`~mantile_core.errors.MantileError` a layer raises on purpose
@@ -56,7 +57,8 @@ def call_layer(layer, method: str, *args) -> Any:
 
 
 def layer_count(layer, method: str) -> int:
-    """``params()`` or ``weight_bytes()``: a non-negative integer, else a PluginError."""
+    """``params()``, ``weight_bytes()`` or ``buffer_params()``: a non-negative integer, else a
+    PluginError."""
     value = call_layer(layer, method)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise PluginError(f"{_who(layer)}: {method}() returned {value!r}, not a non-negative integer")

@@ -75,7 +75,7 @@ class Model:
         """The part of :meth:`params` that transformers registers as buffers, not parameters
         (stored in the checkpoint, counted here as the safetensors totals count them):
         ``params() - buffer_params()`` is transformers' meta-device parameter count."""
-        return sum(layer.buffer_params() for layer in self.layers)
+        return sum(layer_count(layer, "buffer_params") for layer in self.layers)
 
     @functools.cached_property
     def unique_layers(self) -> tuple[tuple[Layer, tuple[int, ...]], ...]:

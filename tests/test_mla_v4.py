@@ -307,3 +307,19 @@ def test_sweep_equals_estimate():
     result = mantile_core.sweep(model, "h200,b200", tp="4,8", ep="1,4", batch="1,3,64", input_len="1,100,3000",
                                 output_len="1,1024")
     assert_sweep_matches_estimate(model, result, samples=12, seed=5)
+
+
+def test_validation_against_transformers():
+    """The tiny V4 of v4_validation, run through transformers' DeepseekV4ForCausalLM: pairs of
+    every step's mask, window rows, compressed entries and params equal the analytic figures."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from mantile_mla.v4_validation import v4_figures
+
+    fig = v4_figures()
+    assert fig["measured"] == fig["analytic"]
+    # the counts the test derives by hand for the 37-token prefill of 2 sequences (window 8):
+    # Σ min(p+1, 8) = 268; CSA + Σ min(⌊(p+1)/4⌋, 3) = 90; HCA + Σ ⌊(p+1)/8⌋ = 72
+    assert fig["analytic"]["pairs sliding_attention cached0 new37"] == 2 * 268
+    assert fig["analytic"]["pairs compressed_sparse_attention cached0 new37"] == 2 * (268 + 90)
+    assert fig["analytic"]["pairs heavily_compressed_attention cached0 new37"] == 2 * (268 + 72)

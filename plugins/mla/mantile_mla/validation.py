@@ -401,7 +401,22 @@ def _dsa_case() -> ValidationOutcome:
     return _compare("selected pairs, decode FLOPs, latent + indexer cache bytes", rows)
 
 
+def _v4_case() -> ValidationOutcome:
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:
+        return ValidationOutcome(False, "skipped: transformers is not installed", skipped=True)
+    from .v4_validation import v4_figures
+
+    fig = v4_figures()
+    return _compare(f"DeepSeek-V4 vs transformers: {len(fig['analytic'])} figures (pairs, window rows, "
+                    "compressed entries, params)", [("tiny deepseek_v4", fig)])
+
+
 VALIDATION_CASES: list[Any] = [
+    ValidationCase("mla-v4-pairs-cache-params", _v4_case,
+                   "DeepSeek-V4 (sliding, CSA, HCA) = transformers DeepseekV4ForCausalLM: mask pairs per step, "
+                   "window rows, compressed entries' bytes, parameter numel"),
     ValidationCase("mla-dsa-numerics", _dsa_numerics_case,
                    "DSA reference = transformers DeepseekV32Attention / GlmMoeDsaAttention, prefill and decode"),
     ValidationCase("mla-dsa-pairs-flops-bytes", _dsa_case,

@@ -290,6 +290,9 @@ def test_estimate_runs(capsys):
     assert main(["estimate", "deepseek-v4-flash", "--hardware", "h200", "--tp", "8"]) == 0
     out = capsys.readouterr().out
     assert "TTFT" in out and "compressed" in out
+    # the precision line names the formats the layers store: fp8 with ue8m0 block scales, fp4 experts
+    assert ("precision: weights and activations bf16 (as the checkpoint), fp8-b128x128-ue8m0 / mxfp4-b1x32 "
+            "where the checkpoint quantizes them") in out
 
 
 def test_tp_must_divide_groups():

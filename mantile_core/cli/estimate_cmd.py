@@ -129,6 +129,28 @@ def kv_words(result) -> str:
     return "; ".join(parts)
 
 
+def quantized_formats(model) -> list[str]:
+    """Names of the storage formats narrower than the checkpoint dtype that the model's layers
+    hold their weights in (their DType fields), in order of first use: "mxfp4" for GPT-OSS,
+    "fp8-b128x128-ue8m0 / mxfp4-b1x32" for DeepSeek-V4; [] for an unquantized checkpoint."""
+    import attrs
+
+    from ..dtypes import DType, LinearFormats
+
+    if model.config.quant_method is None:
+        return []
+    names: dict[str, None] = {}
+    for layer in model.layers:
+        for field in attrs.fields(type(layer)):
+            value = getattr(layer, field.name)
+            found = ([value.default, *(d for _, d in value.per_linear)] if isinstance(value, LinearFormats)
+                     else [value] if isinstance(value, DType) else [])
+            for dtype in found:
+                if dtype.bits < model.config.dtype.bits:
+                    names.setdefault(dtype.name)
+    return list(names) or [model.config.quant_method]
+
+
 def print_report(result, doc: dict, kv_given: bool = False) -> None:
     """The title, precision and KV lines, the table and the TTFT / TPOT note."""
     mem = doc["memory"]
@@ -141,7 +163,8 @@ def print_report(result, doc: dict, kv_given: bool = False) -> None:
           f"{doc['input_len']} in / {doc['output_len']} out, {mode}, {engine}")
     config = result.model.config
     precision = result.precision.describe() if result.precision else config.dtype.name
-    quantized = f", {config.quant_method} where the checkpoint quantizes them" if config.quant_method else ""
+    formats = quantized_formats(result.model)
+    quantized = f", {' / '.join(formats)} where the checkpoint quantizes them" if formats else ""
     kv_from = "--kv-dtype" if kv_given else ("the served dtype" if doc["kv_dtype"] == doc["dtype"] else "the engine's")
     print(f"precision: weights and activations {precision}{quantized}; KV cache {doc['kv_dtype']} ({kv_from})")
     words = kv_words(result)

@@ -326,3 +326,38 @@ def test_validation_against_transformers():
     assert fig["analytic"]["pairs sliding_attention cached0 new37"] == 2 * 268
     assert fig["analytic"]["pairs compressed_sparse_attention cached0 new37"] == 2 * (268 + 90)
     assert fig["analytic"]["pairs heavily_compressed_attention cached0 new37"] == 2 * (268 + 72)
+
+
+@pytest.mark.parametrize("batch,new,cached", [(2, 100, 0), (8, 1, 3000)])
+def test_hyper_connection_flops_by_hand(batch, new, cached):
+    """Flash's attn_hc (n = 4 streams of 4096, 20 Sinkhorn iterations) and hc_head, every term of
+    hyper.py's docstring written out."""
+    model = mantile_core.load_model("deepseek-v4-flash")
+    hcs = [x for x in model.layers if x.kind == "hyper_connection"]
+    T, n, H, k, it = batch * new, 4, 4096, 24, 20
+    cost = hcs[0].cost(_step(batch, new, cached))
+    matmul = 2 * T * n * H * k + 2 * T * n * n * H
+    elementwise = (4 * T * n * H + 2 * T * k + 4 * T * 2 * n + T * n + 5 * T * n * n + 2 * T * n * n * (2 * it - 1)
+                   + 2 * T * n * H + 2 * T * n * H)
+    assert cost.matmul_flops == matmul and cost.flops == matmul + elementwise
+    head = hcs[-1].cost(_step(batch, new, cached))
+    assert head.matmul_flops == 2 * T * n * H * n
+    assert head.flops == 2 * T * n * H * n + 4 * T * n * H + 6 * T * n + 2 * T * n * H
+    assert cost.weight_bytes == 4 * (k * n * H + k + 3)  # float32
+
+
+@pytest.mark.parametrize("tp", [1, 8])
+def test_moe_flops_by_hand(tp):
+    """Flash's MoE layers (E 256, k 6, I 2048, one shared MLP of 2048, sqrtsoftplus, clamped
+    SwiGLU): the core's counts, DeepSeek's normalisation and scaling (3 per chosen expert), the
+    score (+2 per logit; a hash layer makes no top-k comparison: +1) and the clamps (3 per
+    intermediate element of the routed and shared MLPs)."""
+    model = mantile_core.load_model("deepseek-v4-flash")
+    moe = [m for m in model.layers if m.kind == "moe"]
+    T, E, k, H, I = 64, 256, 6, 4096, 2048
+    for layer, score in ((moe[0], 1), (moe[3], 2)):
+        cost = layer.cost(_step(64, 1, 500, tp))
+        matmul = 2 * T * H * E + 2 * T * k * 3 * H * I // tp + 2 * T * 3 * H * I // tp
+        core = (3 * T * E + (not layer.hash_vocab) * T * E + 5 * T * k * I // tp + T * k * H + 5 * T * I // tp)
+        v4 = T * k * 3 + score * T * E + 3 * (T * k * I // tp + T * I // tp)
+        assert cost.matmul_flops == matmul and cost.flops == matmul + core + v4

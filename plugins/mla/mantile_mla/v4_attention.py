@@ -63,10 +63,11 @@ from mantile_core.layers import Layer, require_divides
 from mantile_core.layers.attention import ROPE_FLOPS_PER_ELEMENT, ROPE_TABLE_DTYPE_BYTES, SOFTMAX_FLOPS_PER_PAIR
 from mantile_core.layers.simple import NORM_FLOPS_PER_ELEMENT
 from mantile_core.workload import LayerCost, Step, minimum
+from mantile_swa_cache.counts import relu
 
 from .dsa import INDEX_FLOPS_PER_HEAD_PAIR, TOPK_FLOPS_PER_KEY
 
-__all__ = ["V4Attention", "compressed_prefix", "compressed_pairs", "topk_compressed_pairs", "relu",
+__all__ = ["V4Attention", "compressed_prefix", "compressed_pairs", "topk_compressed_pairs",
            "SINK_FLOPS_PER_QUERY_HEAD", "POOL_FLOPS_PER_SLOT"]
 
 SINK_FLOPS_PER_QUERY_HEAD = 4
@@ -76,11 +77,6 @@ denominator (as GPT-OSS's sinks are counted)."""
 POOL_FLOPS_PER_SLOT = 8
 """Per pooled slot element: gate + position bias (1), softmax over the slots (5), weight the
 kv (1), sum (1)."""
-
-
-def relu(x):
-    """max(x, 0) element-wise (ints stay ints, arrays arrays)."""
-    return x * (x > 0)
 
 
 def compressed_prefix(n, m):

@@ -40,7 +40,8 @@ COLLECTION = ROOT / "tests" / "data" / "hf_collection"
 FAMILIES = {
     "llama": "Llama 3.1", "mixtral": "Mixtral", "qwen3": "Qwen3", "qwen3_moe": "Qwen3-MoE",
     "gpt_oss": "GPT-OSS", "deepseek_v3": "DeepSeek-V3 (MLA)", "deepseek_v32": "DeepSeek-V3.2 (DSA)",
-    "glm_moe_dsa": "GLM-5 (DSA)", "deepseek_v4": "DeepSeek-V4", "qwen3_5": "Qwen3.5/3.6 (DeltaNet)",
+    "glm_moe_dsa": "GLM-5 (DSA)", "deepseek_v4": "DeepSeek-V4", "deepseek_ref": "DeepSeek-V4",
+    "qwen3_5": "Qwen3.5/3.6 (DeltaNet)",
     "qwen3_5_moe": "Qwen3.5/3.6 (DeltaNet)", "nemotron_h": "Nemotron-H / Nemotron-3", "gemma4": "Gemma 4",
     "llama4": "Llama 4", "minimax_m2": "MiniMax-M2", "mimo_v2_flash": "MiMo-V2-Flash",
 }

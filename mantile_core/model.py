@@ -35,7 +35,7 @@ DATA = Path(__file__).parent / "data" / "models"
 # is not installed); every plugin of this checkout lists its model types here
 MODEL_TYPE_PLUGINS = {"gpt_oss": "mantile-gpt-oss-attention", "deepseek_v2": "mantile-mla", "deepseek_v3": "mantile-mla",
                       "kimi_k2": "mantile-mla", "deepseek_v32": "mantile-mla", "glm_moe_dsa": "mantile-mla",
-                      "deepseek_v4": "mantile-mla",
+                      "deepseek_v4": "mantile-mla", "deepseek_ref": "mantile-mla",
                       **dict.fromkeys(("mamba", "falcon_mamba", "mamba2", "jamba", "qwen3_next", "qwen3_5",
                                        "qwen3_5_moe", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h"),
                                       "mantile-recurrent")}

@@ -361,3 +361,28 @@ def test_moe_flops_by_hand(tp):
         core = (3 * T * E + (not layer.hash_vocab) * T * E + 5 * T * k * I // tp + T * k * H + 5 * T * I // tp)
         v4 = T * k * 3 + score * T * E + 3 * (T * k * I // tp + T * I // tp)
         assert cost.matmul_flops == matmul and cost.flops == matmul + core + v4
+
+
+@pytest.mark.parametrize("key,ref", [("sgl-project--DeepSeek-V4-Flash-FP8", FLASH), ("sgl-project--DeepSeek-V4-Pro-FP8", PRO)])
+def test_sglang_reference_configs(key, ref):
+    """sgl-project's FP8 re-publications (model_type deepseek_ref, architectures
+    DeepseekV4ForCausalLM; transformers 5.24 does not know the type): the same architecture keys
+    as deepseek-ai's, so the same totals; experts in fp8 with ue8m0 128 × 128 block scales."""
+    c, base = raw(key), raw(ref)
+    arch = ("hidden_size", "num_hidden_layers", "num_attention_heads", "head_dim", "vocab_size", "q_lora_rank",
+            "o_groups", "o_lora_rank", "moe_intermediate_size", "n_routed_experts", "num_experts_per_tok",
+            "index_n_heads", "index_head_dim", "hc_mult", "num_hash_layers", "compress_ratios", "sliding_window")
+    assert {k: c[k] for k in arch} == {k: base[k] for k in arch}
+    model = mantile_core.load_model(COLLECTION / f"{key}_config.json")
+    assert model.params() == total_by_hand(base)[1]
+    if ref == FLASH:
+        # benchmarks/deepseek_v4_storage.py on this config with model_type deepseek_v4 (fp8 experts:
+        # transformers' FP8Experts with ue8m0 block scales): 285,889,150,428 bytes
+        assert model.weight_bytes() == 2_827_485_184 + 143_047_004 + 282_882_736_128 + 17_265_792 + 18_616_320
+
+
+def test_deepseek_ref_of_another_architecture_is_refused():
+    c = dict(raw("sgl-project--DeepSeek-V4-Flash-FP8"), architectures=["DeepseekV3ForCausalLM"])
+    with pytest.raises(ConfigError, match="DeepSeek-V4 only") as info:
+        read_deepseek_v4(c, "config 'x'")
+    assert "\n" not in str(info.value)

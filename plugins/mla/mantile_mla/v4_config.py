@@ -1,5 +1,9 @@
 """Reading DeepSeek-V4 configs (``deepseek_v4``: DeepSeek-V4-Flash / -Pro), checked once.
 
+``deepseek_ref`` (SGLang's spelling of DeepSeek's reference configs, e.g. sgl-project's
+DeepSeek-V4-Flash-FP8: the same keys, fp8 experts) is read the same way when its
+``architectures`` names DeepseekV4ForCausalLM, and refused in one line otherwise.
+
 The keys and their meaning follow transformers 5.24's ``DeepseekV4Config`` (its
 ``__post_init__`` folds the legacy spellings the published configs use):
 
@@ -40,7 +44,8 @@ from mantile_core.errors import ConfigError
 
 __all__ = ["V4_MODEL_TYPES", "V4Spec", "read_v4_spec", "v4_spec", "read_deepseek_v4", "SLIDING", "CSA", "HCA"]
 
-V4_MODEL_TYPES = frozenset({"deepseek_v4"})
+V4_MODEL_TYPES = frozenset({"deepseek_v4", "deepseek_ref"})
+V4_ARCHITECTURE = "DeepseekV4ForCausalLM"
 SLIDING, CSA, HCA = "sliding_attention", "compressed_sparse_attention", "heavily_compressed_attention"
 CODES = {0: SLIDING, 4: CSA, 128: HCA}  # transformers' legacy compress_ratios codes
 DEFAULT_RATES = {CSA: 4, HCA: 128}
@@ -200,6 +205,11 @@ def v4_spec(config) -> V4Spec:
 def read_deepseek_v4(raw: dict, where: str) -> dict:
     """The config reader of deepseek_v4 (module docstring): every V4 key checked, returned in
     the standard spelling with the schedules normalised."""
+    if raw.get("model_type") == "deepseek_ref":
+        architectures = checks.get_str_list(raw, "architectures", where, default=())
+        if V4_ARCHITECTURE not in architectures:
+            raise ConfigError(f"{where}: model_type 'deepseek_ref' is read as DeepSeek-V4 only (architectures "
+                              f"[{V4_ARCHITECTURE!r}]; got {list(architectures)!r})")
     spec = read_v4_spec(raw, where)
     checks.get_int(raw, "num_nextn_predict_layers", where, 0, minimum=0, maximum=checks.MAX_LAYERS)
     layers = len(spec.attention)

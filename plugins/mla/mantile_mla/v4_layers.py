@@ -109,7 +109,7 @@ def build_moe(config, slot: LayerSlot) -> DeepSeekV4MoE:
     return DeepSeekV4MoE(**kwargs, router_bias=not hashed, shared_intermediate=config.moe_intermediate_size,
                          shared_dtype=v4_quant_dtype(config, slot.name + ".shared_experts"),
                          routed_scaling_factor=checks.get_float(config.raw, "routed_scaling_factor", config.where,
-                                                                1.0, positive=True),
+                                                                1.5, positive=True),
                          norm_topk_prob=checks.get_bool(config.raw, "norm_topk_prob", config.where, True),
                          scoring_func=spec.scoring_func, n_shared_experts=1,
                          hash_vocab=config.vocab_size if hashed else 0, swiglu_limit=spec.swiglu_limit)

@@ -97,7 +97,7 @@ def test_v3_params_on_meta():
 def test_validation_cases_pass():
     names = {case.name for case in v.VALIDATION_CASES}
     assert names == {"mla-numerics", "mla-absorbed-equals-expanded", "mla-tp-shards", "mla-flops", "mla-bytes",
-                     "mla-dsa-numerics", "mla-dsa-pairs-flops-bytes", "mla-v4-pairs-cache-params"}
+                     "mla-dsa-numerics", "mla-dsa-pairs-flops-bytes", "mla-v4-pairs-cache-params", "mla-v4-decode-flops"}
     assert v._absorbed_case().passed
 
 

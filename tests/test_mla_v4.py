@@ -386,3 +386,15 @@ def test_deepseek_ref_of_another_architecture_is_refused():
     with pytest.raises(ConfigError, match="DeepSeek-V4 only") as info:
         read_deepseek_v4(c, "config 'x'")
     assert "\n" not in str(info.value)
+
+
+def test_decode_flops_against_flop_counter():
+    """FlopCounterMode over transformers' decode steps, per module (v4_validation's
+    v4_flop_figures): attention (sliding, HCA exactly; CSA with transformers' dense masked
+    attention accounted), HC GEMMs, the decoder layers' combines and the LM head."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from mantile_mla.v4_validation import v4_flop_figures
+
+    fig = v4_flop_figures()
+    assert fig["measured"] == fig["analytic"] and len(fig["analytic"]) == 3 * (3 + 7 + 3 + 1)

@@ -11,13 +11,24 @@ indexer) equal ⌊t/m⌋ entries of D (di) float32 values, and its window rows (
 oldest once the step is done) plus the next token equal the ring's W; the parameter numel of
 each attention module, and of the whole model plus its stored buffers (tid2eid,
 e_score_correction_bias), equal ``params()``.
+
+:func:`v4_flop_figures` (case ``mla-v4-decode-flops``) counts the decode steps after that
+prefill with FlopCounterMode, module by module: each attention module's count equals
+``matmul_flops`` for the sliding and HCA layers (a decode step's keys are exactly the window's
+and every compressed entry); on the CSA layer transformers' eager attention multiplies every
+compressed entry and masks the unselected ones, and sums the indexer's weighted heads
+elementwise, so its count is ``matmul_flops`` + 4·D·h·batch·(entries − min(entries, K)) −
+2·nh·(scored pairs); each HC module's count equals its ``fn`` GEMM 2·T·n·H·(2+n)·n, the decoder
+layer's own matmuls (outside its children) the two combines 2·2·T·n²·H, ``hc_head`` and the LM
+head theirs. (The routed experts run through a grouped kernel FlopCounterMode does not see; the
+MoE is checked elsewhere.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TINY_V4", "v4_figures"]
+__all__ = ["TINY_V4", "v4_figures", "v4_flop_figures"]
 
 TINY_V4: dict[str, Any] = {
     "model_type": "deepseek_v4", "hidden_size": 64, "num_hidden_layers": 3, "num_attention_heads": 4,
@@ -107,4 +118,57 @@ def v4_figures(batch: int = 2, prefill: int = 37, decode: int = 3, seed: int = 0
     stored = sum(b.numel() for name, b in model.named_buffers() if name.endswith(("tid2eid", "e_score_correction_bias")))
     analytic["params model + stored buffers"] = mantile.params()
     measured["params model + stored buffers"] = sum(p.numel() for p in model.parameters()) + stored
+    return {"analytic": analytic, "measured": measured}
+
+
+def v4_flop_figures(batch: int = 2, prefill: int = 37, decode: int = 3, seed: int = 0) -> dict:
+    """{"analytic": {...}, "measured": {...}}: FlopCounterMode per module over the decode steps
+    (module docstring), against the layers' ``matmul_flops``."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import AutoModelForCausalLM, DeepseekV4Config
+    from transformers.cache_utils import DynamicCache
+
+    hf_config = DeepseekV4Config(**{k: v for k, v in TINY_V4.items() if k not in ("model_type", "torch_dtype")})
+    hf_config._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(hf_config).eval()
+    mantile = _mantile_model()
+    ids = torch.randint(0, TINY_V4["vocab_size"], (batch, prefill + decode), generator=torch.Generator().manual_seed(seed))
+    cache = DynamicCache(config=hf_config)
+    analytic: dict[str, int] = {}
+    measured: dict[str, int] = {}
+    root = "DeepseekV4ForCausalLM"
+    with torch.no_grad():
+        model(input_ids=ids[:, :prefill], cache=cache, use_cache=True)
+        for t in range(decode):
+            cached = prefill + t
+            counter = FlopCounterMode(display=False)
+            with counter:
+                model(input_ids=ids[:, cached:cached + 1], cache=cache, use_cache=True)
+            counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+            step = _step(batch, 1, cached)
+            for layer in mantile.layers:
+                cost = layer.cost(step)
+                if layer.kind == "attention":
+                    extra = 0
+                    if layer.indexer:
+                        entries = layer.entries(cached + 1)
+                        extra = (4 * layer.head_dim * layer.heads * batch * (entries - min(entries, layer.index_topk))
+                                 - 2 * layer.index_n_heads * layer.scored_pairs(step))
+                    analytic[f"{layer.name} cached{cached}"] = int(cost.matmul_flops) + extra
+                    measured[f"{layer.name} cached{cached}"] = counts.get(f"{root}.{layer.name}", 0)
+                elif layer.kind == "hyper_connection":
+                    terms = layer.flop_terms(step)
+                    analytic[f"{layer.name} cached{cached}"] = int(terms["mix"])
+                    measured[f"{layer.name} cached{cached}"] = counts.get(f"{root}.{layer.name}", 0)
+                    if layer.index is not None and layer.name.endswith("ffn_hc"):
+                        prefix = f"{root}.model.layers.{layer.index}"
+                        children = sum(counts.get(f"{prefix}.{child}", 0)
+                                       for child in ("self_attn", "mlp", "attn_hc", "ffn_hc"))
+                        analytic[f"model.layers.{layer.index} combines cached{cached}"] = 2 * int(terms["combine"])
+                        measured[f"model.layers.{layer.index} combines cached{cached}"] = counts.get(prefix, 0) - children
+                elif layer.kind == "lm_head":
+                    analytic[f"lm_head cached{cached}"] = int(cost.matmul_flops)
+                    measured[f"lm_head cached{cached}"] = counts.get(f"{root}.lm_head", 0)
     return {"analytic": analytic, "measured": measured}

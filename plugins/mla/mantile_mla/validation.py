@@ -413,7 +413,22 @@ def _v4_case() -> ValidationOutcome:
                     "compressed entries, params)", [("tiny deepseek_v4", fig)])
 
 
+def _v4_flops_case() -> ValidationOutcome:
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is None:
+        return ValidationOutcome(False, "skipped: transformers is not installed", skipped=True)
+    from .v4_validation import v4_flop_figures
+
+    fig = v4_flop_figures()
+    return _compare(f"DeepSeek-V4 decode FlopCounterMode per module = analytic: {len(fig['analytic'])} figures",
+                    [("tiny deepseek_v4", fig)])
+
+
 VALIDATION_CASES: list[Any] = [
+    ValidationCase("mla-v4-decode-flops", _v4_flops_case,
+                   "DeepSeek-V4 decode steps: FlopCounterMode per attention / HC module, HC combines, LM head "
+                   "= analytic matmul FLOPs (CSA: transformers' dense masked attention accounted)"),
     ValidationCase("mla-v4-pairs-cache-params", _v4_case,
                    "DeepSeek-V4 (sliding, CSA, HCA) = transformers DeepseekV4ForCausalLM: mask pairs per step, "
                    "window rows, compressed entries' bytes, parameter numel"),

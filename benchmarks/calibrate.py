@@ -57,6 +57,7 @@ PARAMS = {
     "kernel_overhead": (2e-7, 2e-5, 4e-6),
     "eager_kernel_overhead": (1e-6, 2e-4, 2e-5),
     "request_overhead": (1e-3, 0.2, 0.02),
+    "request_token_overhead": (1e-8, 2e-5, 1e-6),
     "attention_dp_wait_steps": (0.5, 100.0, 10.0),
 }
 PRIOR_WEIGHT = 1e-3
@@ -78,6 +79,7 @@ FAMILIES = {
         ("kernel_overhead", "hopper vllm"): HOPPER_VLLM,
         ("eager_kernel_overhead", "hopper vllm"): HOPPER_VLLM,
         ("request_overhead", "hopper vllm"): HOPPER_VLLM,
+        ("request_token_overhead", "hopper vllm"): HOPPER_VLLM,
     },
     "b200": {
         ("memory_efficiency", "b200"): B200_BOTH,
@@ -86,10 +88,12 @@ FAMILIES = {
         ("kernel_overhead", "b200 vllm"): (("b200", "vllm"),),
         ("eager_kernel_overhead", "b200 vllm"): (("b200", "vllm"),),
         ("request_overhead", "b200 vllm"): (("b200", "vllm"),),
+        ("request_token_overhead", "b200 vllm"): (("b200", "vllm"),),
         ("mixed_gemm_efficiency", "b200 trtllm"): (("b200", "trtllm"),),
         ("kernel_overhead", "b200 trtllm"): (("b200", "trtllm"),),
         ("eager_kernel_overhead", "b200 trtllm"): (("b200", "trtllm"),),
         ("request_overhead", "b200 trtllm"): (("b200", "trtllm"),),
+        ("request_token_overhead", "b200 trtllm"): (("b200", "trtllm"),),
         ("attention_dp_wait_steps", "b200 trtllm"): (("b200", "trtllm"),),
     },
     "mi355x": {
@@ -99,6 +103,7 @@ FAMILIES = {
         ("kernel_overhead", "mi355x atom"): (("mi355x", "atom"),),
         ("eager_kernel_overhead", "mi355x atom"): (("mi355x", "atom"),),
         ("request_overhead", "mi355x atom"): (("mi355x", "atom"),),
+        ("request_token_overhead", "mi355x atom"): (("mi355x", "atom"),),
     },
 }
 

@@ -53,7 +53,8 @@ SPLITS = {
     "leave TP 1-2 out": ("tp low", lambda m: (m.tp or 1) <= 2),
     "leave TP >= 4 out": ("tp high", lambda m: (m.tp or 1) >= 4),
 }
-DEFAULT_SERVING = {"request_overhead": 0.02, "eager_kernel_overhead": 2e-5, "attention_dp_wait_steps": 10.0}
+DEFAULT_SERVING = {"request_overhead": 0.02, "request_token_overhead": 1e-6, "eager_kernel_overhead": 2e-5,
+                   "attention_dp_wait_steps": 10.0}
 
 
 def mape(pred, measured, mask):

@@ -73,7 +73,10 @@ class Calibration:
       all-reduce reaches.
     - ``activation_compute``: the tensor-core format activations run in ("bf16", "fp8").
     - ``request_overhead``: seconds a request's first token spends outside the steps (HTTP,
-      tokenising the prompt, scheduling it, streaming the first token back); TTFT only.
+      scheduling the prompt, streaming the first token back); TTFT only.
+    - ``request_token_overhead``: seconds per prompt token of the serving front end's serial
+      work on a request (tokenising and processing the prompt in the API server's one thread):
+      adds to its TTFT, and requests that arrive together wait for one another (serving.py).
     - ``attention_dp_wait_steps``: steps a prompt is held back under attention data
       parallelism so that every rank gets prompts together (TensorRT-LLM's attention-DP
       balancer); TTFT only, and only for deployments run with attention DP.
@@ -98,6 +101,7 @@ class Calibration:
     allreduce_efficiency: float = 0.7
     activation_compute: str = "bf16"
     request_overhead: float = 0.0
+    request_token_overhead: float = 0.0
     attention_dp_wait_steps: float = 0.0
 
 

@@ -361,6 +361,7 @@ def _predict_disaggregated(m, model, hw, dep, I, O, C, prompts) -> dict[str, flo
         serving = serve(p_one, tau0, batch=C, input_len=I, output_len=O,
                         devices=dep["prefill_gpus"] + dep["decode_gpus"], prefill_extra_s=delta,
                         max_batched_tokens=budget, prompts=prompts, request_overhead_s=cal.request_overhead,
+                        request_token_s=cal.request_token_overhead,
                         schedule_lag_steps=engine.schedule_lag_steps, mixed_prefill=False, host_floor_s=host,
                         prefill_instances=dep["prefill_gpus"], transfer_s=transfer,
                         output_devices=dep["decode_gpus"])

@@ -32,8 +32,10 @@ Steady state (a closed system: requests complete at λ = C / E2E per second):
   request sees. (Without the bound an overloaded τ absorbed the backlog, E2E was then set
   by prompt capacity alone and TPOT = (E2E − TTFT)/(O − 1) fell as a longer decode step
   raised TTFT: TPOT decreasing in the context);
-- TTFT = r + lag·τ + own + W_q: the request overhead r (HTTP, tokenising, streaming the first
-  token back), the steps already scheduled when it arrives (``schedule_lag_steps``: 1.5 with
+- TTFT = r + h + lag·τ + own + W_q + W_h: the request overhead r (HTTP, scheduling, streaming
+  the first token back), the front end's serial work on the prompt h = ``request_token_s`` · I
+  (tokenising and processing it in the API server's one thread, so it grows with the prompt),
+  the steps already scheduled when it arrives (``schedule_lag_steps``: 1.5 with
   asynchronous scheduling, the rest of the running step plus the one scheduled behind it),
   its own step and W_q waiting for prompt capacity. Its own step holds its prompt and the
   others that arrived during the same step, k' = min(1 + m·(C − 1)/C, k_max) (Poisson
@@ -42,7 +44,8 @@ Steady state (a closed system: requests complete at λ = C / E2E per second):
   (T₀ = τ₀ mixed, 0 prompt-only). For C arrivals spread over a window W, ρ = C·s/W and
   W_q = s/2 · (C·relu(1 − 1/ρ) + min(ρ, √C)): the fluid backlog (C·s − W)/2 of an
   overloaded window plus collisions of random arrivals (ρ·s/2 at light load). In steady
-  state W = E2E, so ρ = λ·s;
+  state W = E2E, so ρ = λ·s. W_h is the same wait at the front end (service h): requests
+  that arrive together are tokenised one after another;
 - E2E = TTFT + (O − 1)·τ, solved by damped fixed-point iteration;
 - throughput per GPU = C·(I + O)/E2E/devices, output tokens per GPU = C·O/E2E/devices.
 
@@ -52,7 +55,8 @@ B₁ = min(budget, C·I) tokens, k₁ = B₁/I prompts, lasting max(F₁ + k₁�
 chord of the prompt-only step through 1 and max(k₁, 2) prompts: no decode to overlap, so
 nothing here depends on the decode context); the j-th
 finishes after ⌈j/k₁⌉ of them, on average (C/k₁ + 1)/2 + relu(1/k₁ − 1)/2 steps (at least
-one). Their first tokens leave over C·s, so the next wave arrives spread over
+one), after waiting (C − 1)/2 · h on average for the front end to process the
+prompts ahead of it. Their first tokens leave over C·s, so the next wave arrives spread over
 W₂ = √((C·s)² + (σ·O·τ)²) (σ = ``length_spread``, the output lengths' range over their mean:
 0.2/0.9 for lengths uniform in [0.8, 1]·OSL), wave k over
 W_k = min(√(max(W_{k−1}, C·s)² + (σ·O·τ)²), E2E), and wave k waits W_q(W_k). TTFT is the
@@ -151,7 +155,7 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
           prefill_extra_s=None, max_batched_tokens=None, prompts=None, request_overhead_s=0.0,
           schedule_lag_steps=ASYNC_SCHEDULING_LAG, length_spread=BENCHMARK_LENGTH_SPREAD,
           mixed_prefill=True, host_floor_s=0.0, prefill_instances=None, transfer_s=0.0,
-          output_devices=None, prompt_step_s=None) -> ServingTimes:
+          output_devices=None, prompt_step_s=None, request_token_s=0.0) -> ServingTimes:
     """Apply the model of the module docstring (element-wise on numpy arrays).
 
     ``prefill_extra_s`` defaults to ``prefill_request_s`` (prompt and decode work simply
@@ -161,10 +165,11 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
     KV cache takes ``transfer_s`` to reach the decode instance; ``output_devices`` (default
     ``devices``) divides the output tokens/s (a disaggregated benchmark divides them by the
     decode GPUs only); ``prompt_step_s`` (a callable k -> seconds, or None) the prompt-only
-    step holding k prompts that the first wave runs, nothing decoding yet (None: F + k·Δ)."""
+    step holding k prompts that the first wave runs, nothing decoding yet (None: F + k·Δ);
+    ``request_token_s`` the front end's serial seconds per prompt token."""
     xp = _backend(prefill_request_s, decode_step_s, batch, input_len, output_len, devices, prefill_extra_s,
                   max_batched_tokens, prompts, host_floor_s, prefill_instances, transfer_s, output_devices,
-                  request_overhead_s, schedule_lag_steps, length_spread)
+                  request_overhead_s, schedule_lag_steps, length_spread, request_token_s)
     C = xp.asarray(batch, dtype=float)
     I = xp.asarray(input_len, dtype=float)
     O = xp.asarray(output_len, dtype=float)
@@ -215,9 +220,13 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
     first_steps = xp.maximum(1.0, (per_instance / k_first + 1.0) / 2.0
                                 + xp.maximum(1.0 / k_first - 1.0, 0.0) / 2.0)
     first_step = xp.maximum(first_fixed + xp.minimum(k_first, per_instance) * first_delta, H)
-    ttft_first = request_overhead_s + first_steps * first_step + (transfer_s if disaggregated else 0.0)
+    # the front end processes one prompt at a time, h = request_token_s · I each: a request
+    # waits for those ahead of it (the first wave arrives at once: (C − 1)/2 · h on average)
+    front = xp.asarray(request_token_s, dtype=float) * I
+    ttft_first = (request_overhead_s + front + (C - 1.0) / 2.0 * front + first_steps * first_step
+                  + (transfer_s if disaggregated else 0.0))
 
-    e2e = request_overhead_s + own + (O - 1.0) * tau0
+    e2e = request_overhead_s + front + own + (O - 1.0) * tau0
     tau = tau0
     ttft = ttft_first
     share = xp.zeros_like(e2e)
@@ -235,11 +244,11 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
             # the other C − 1 requests' share of the arrivals (none when C = 1)
             own = own_step(xp.clip(1.0 + m * (C - 1.0) / C, 1.0, k_max))
         share = 1.0 - tau0 / tau
-        base = request_overhead_s + schedule_lag_steps * tau + own
+        base = request_overhead_s + front + schedule_lag_steps * tau + own
         if prompts is None:
-            ttft = base + _queue_wait(service, C, e2e, xp)
+            ttft = base + _queue_wait(service, C, e2e, xp) + _queue_wait(front, C, e2e, xp)
         else:
-            ttft = _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_spread, xp)
+            ttft = _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_spread, xp, front)
         e2e = 0.5 * e2e + 0.5 * (ttft + (O - 1.0) * tau)
     e2e = ttft + (O - 1.0) * tau
 
@@ -260,8 +269,9 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
     )
 
 
-def _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_spread, xp=numpy):
-    """Mean TTFT over the K = prompts/C waves of a benchmark (see the module docstring)."""
+def _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_spread, xp=numpy, front=0.0):
+    """Mean TTFT over the K = prompts/C waves of a benchmark (see the module docstring);
+    ``front``: a prompt's serial front-end seconds, queued like the prompts' GPU service."""
     waves = xp.maximum(xp.asarray(prompts, dtype=float) / C, 1.0)
     k_max = int(xp.ceil(xp.max(waves)))
     output_spread = length_spread * O * tau
@@ -270,7 +280,7 @@ def _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_s
     for k in range(2, k_max + 1):
         window = xp.minimum(xp.sqrt(departures ** 2 + output_spread ** 2), e2e)
         weight = xp.clip(waves - (k - 1), 0.0, 1.0)  # a fractional last wave counts in part
-        total = total + weight * (base + _queue_wait(service, C, window, xp))
+        total = total + weight * (base + _queue_wait(service, C, window, xp) + _queue_wait(front, C, window, xp))
         departures = xp.maximum(window, C * service)
     return total / waves
 
@@ -349,6 +359,7 @@ def phase_serving(phases, hw, *, counts=None, batch, input_len, output_len, devi
                  prefill_extra_s=delta,
                  max_batched_tokens=DEFAULT_BUDGET if engine is None else engine.max_batched_tokens,
                  prompts=prompts, request_overhead_s=cal.request_overhead,
+                 request_token_s=cal.request_token_overhead,
                  schedule_lag_steps=(ASYNC_SCHEDULING_LAG if engine is None else engine.schedule_lag_steps)
                  + numpy.asarray(attention_dp, dtype=float) * cal.attention_dp_wait_steps,
                  mixed_prefill=mixed, host_floor_s=host, prompt_step_s=prompt_step)

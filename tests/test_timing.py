@@ -233,6 +233,22 @@ def test_first_wave_of_a_benchmark():
     assert float(s.ttft_s) == pytest.approx((P - delta) + 4 * delta)
 
 
+def test_front_end_tokenises_one_prompt_at_a_time():
+    # one wave of 4 prompts of 1000 tokens, budget 1000 (one prompt per step, mean 2.5 steps of
+    # P), 2 us of front-end work per prompt token: h = 2 ms each; the j-th request also waits for
+    # the j - 1 ahead of it, (4 - 1)/2 = 1.5 h on average
+    P, delta = 0.1, 0.08
+    s = serve(P, 0.01, batch=4, input_len=1000, output_len=10, devices=1, prefill_extra_s=delta,
+              max_batched_tokens=1000, prompts=4, request_overhead_s=0.005, request_token_s=2e-6)
+    assert float(s.ttft_s) == pytest.approx(0.005 + 0.002 + 1.5 * 0.002 + 2.5 * P)
+    # in the steady state the front end's work adds to TTFT at least once, and more the longer
+    # the prompt: TTFT(h) - TTFT(0) >= h
+    args = dict(batch=16, input_len=1000, output_len=200, devices=1, prefill_extra_s=0.02, max_batched_tokens=8192)
+    base = float(serve(0.05, 0.01, **args).ttft_s)
+    slow = float(serve(0.05, 0.01, request_token_s=2e-6, **args).ttft_s)
+    assert slow - base >= 0.002 * (1 - 1e-9)
+
+
 def test_prompt_only_engine_pays_whole_prompt_steps():
     # no mixing: a prompt step replaces no decode work, X(1) = max(F + Δ, H) = P
     tau0, P = 0.01, 0.05

@@ -10,7 +10,8 @@ constant; docs/timing.md explains every value):
   H200's measured 8192³ bf16 product), ``kernel_overhead`` (seconds per kernel beyond its
   roofline time, CUDA-graph replay), ``eager_kernel_overhead`` (host seconds per kernel of a
   prompt step run without a graph), ``request_overhead`` (seconds of TTFT outside the steps),
-  and for TensorRT-LLM ``attention_dp_wait_steps`` (the attention-DP balancer's hold).
+  ``request_token_overhead`` (the front end's serial seconds per prompt token: tokenising and
+  processing the prompt in the API server's one thread; serving.py), and for TensorRT-LLM ``attention_dp_wait_steps`` (the attention-DP balancer's hold).
 
 Families share what the same silicon shares: H100 and H200 (GH100, NVLink 4) share all but
 ``memory_efficiency``; the two engines on B200 share the GPU's figures. The reference

@@ -11,7 +11,8 @@ GPU over the held-out rows. Splits (single-node rows only):
 - no serving data: no row fitted; kernel-level figures from the measured kernel tables
   (``mantile_core/data/kernels.toml``, benchmarks/kernel_fit.py) and the serving-level ones at
   the engine defaults (the prior centres of calibrate.py's ``PARAMS``: request overhead 20 ms,
-  host launch 20 µs per kernel, attention-DP hold 10 steps), for the GPUs the tables cover;
+  front end 1 µs per prompt token, host launch 20 µs per kernel, attention-DP hold 10 steps),
+  for the GPUs the tables cover;
 (The random half-split of the bundled calibration, the secondary line, is in FIDELITY.md's
 fitted / held-out table.)
 

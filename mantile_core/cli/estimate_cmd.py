@@ -195,9 +195,12 @@ def print_report(result, doc: dict, kv_given: bool = False) -> None:
         ("fits", "yes" if mem["fits"] else "NO"),
         ("max batch at this length", "no limit (no KV cache)" if mem["max_batch"] is None else str(mem["max_batch"])),
     ])
-    overhead = result.hardware.calibration.request_overhead * 1e3
-    print(f"TTFT = request overhead ({sig(overhead)} ms) + the steps already scheduled + the request's own prompt step "
-          "+ waiting for prompt capacity; the prefill row costs every prompt in one step and is not a latency.")
+    cal = result.hardware.calibration
+    front = (f" + the front end's {sig(cal.request_token_overhead * 1e6)} µs per prompt token"
+             if cal.request_token_overhead else "")
+    print(f"TTFT = request overhead ({sig(cal.request_overhead * 1e3)} ms){front} + the steps already scheduled "
+          "+ the request's own prompt step + waiting for prompt capacity; the prefill row costs every prompt in one "
+          "step and is not a latency.")
     print("TPOT = the mean step a decoding request sees: the decode step plus the prompts of arriving requests "
           "(docs/timing.md).")
 

@@ -43,9 +43,13 @@ Steady state (a closed system: requests complete at λ = C / E2E per second):
   Queued prompts share full steps: the engine serves one in s = (T₀ + X(k_max))/k_max
   (T₀ = τ₀ mixed, 0 prompt-only). For C arrivals spread over a window W, ρ = C·s/W and
   W_q = s/2 · (C·relu(1 − 1/ρ) + min(ρ, √C)): the fluid backlog (C·s − W)/2 of an
-  overloaded window plus collisions of random arrivals (ρ·s/2 at light load). In steady
-  state W = E2E, so ρ = λ·s. W_h is the same wait at the front end (service h): requests
-  that arrive together are tokenised one after another;
+  overloaded window plus collisions of random arrivals (ρ·s/2 at light load): what a burst
+  of arrivals (a benchmark's wave) waits on average. W_h is the same wait at the front end
+  (service h): requests that arrive together are tokenised one after another. In the steady
+  state of the closed loop an overloaded queue is not a burst that drains: every request
+  waits the whole deficit of the slower of the two, relu(C·max(s, h) − Z) (Z the rest of its
+  cycle), plus both queues' collisions s/2·min(ρ, √C), ρ = λ·s (and h's), so a cycle lasts at
+  least C·max(s, h) and requests complete no faster than the bottleneck's capacity;
 - E2E = TTFT + (O − 1)·τ, solved by damped fixed-point iteration;
 - throughput per GPU = C·(I + O)/E2E/devices, output tokens per GPU = C·O/E2E/devices.
 
@@ -61,7 +65,8 @@ W₂ = √((C·s)² + (σ·O·τ)²) (σ = ``length_spread``, the output lengths
 0.2/0.9 for lengths uniform in [0.8, 1]·OSL), wave k over
 W_k = min(√(max(W_{k−1}, C·s)² + (σ·O·τ)²), E2E), and wave k waits W_q(W_k). TTFT is the
 mean over the K waves. The run lasts K·E2E plus the spread of the slots' totals,
-√K·σ/√12·O·τ, which the throughputs divide by.
+√K·σ/√12·O·τ, and never less than K·C·max(s, h) (its N prompts through the slower of the
+prompt capacity and the front end), which the throughputs divide by.
 
 Disaggregated serving (``prefill_instances`` = n): prompts run on n prompt-only instances
 (P, Δ, H theirs) and reach the decode instance after ``transfer_s``; decode steps are not
@@ -149,6 +154,21 @@ def _queue_wait(service_s, arrivals, window_s, xp=numpy):
     backlog = arrivals * xp.maximum(1.0 - 1.0 / xp.maximum(rho, 1e-12), 0.0)
     collisions = xp.minimum(rho, xp.sqrt(arrivals))
     return 0.5 * service_s * (backlog + collisions)
+
+
+def _steady_queue_wait(service_s, front_s, requests, rest_s, e2e_s, xp=numpy):
+    """Mean wait in the steady state of a closed loop of ``requests`` clients passing the
+    front end (``front_s`` each, serial) and the prompt capacity (``service_s`` each):
+    relu(C·max(s, h) − Z) + Σ over both x/2 · min(C·x/E2E, √C), Z = ``rest_s`` the rest of a
+    request's cycle. Overloaded (C·max(s, h) > Z), every request waits the bottleneck's whole
+    deficit, so the cycle lasts at least C·max(s, h) and requests complete no faster than
+    its capacity; light load leaves the collisions of random arrivals, as in
+    :func:`_queue_wait`."""
+    def collisions(x):
+        return 0.5 * x * xp.minimum(requests * x / xp.maximum(e2e_s, 1e-12), xp.sqrt(requests))
+
+    deficit = xp.maximum(requests * xp.maximum(service_s, front_s) - rest_s, 0.0)
+    return deficit + collisions(service_s) + collisions(front_s)
 
 
 def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, devices,
@@ -246,7 +266,7 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
         share = 1.0 - tau0 / tau
         base = request_overhead_s + front + schedule_lag_steps * tau + own
         if prompts is None:
-            ttft = base + _queue_wait(service, C, e2e, xp) + _queue_wait(front, C, e2e, xp)
+            ttft = base + _steady_queue_wait(service, front, C, base + (O - 1.0) * tau, e2e, xp)
         else:
             ttft = _benchmark_ttft(prompts, C, O, tau, e2e, service, base, ttft_first, length_spread, xp, front)
         e2e = 0.5 * e2e + 0.5 * (ttft + (O - 1.0) * tau)
@@ -256,7 +276,10 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
         cycle = e2e
     else:
         waves = xp.maximum(xp.asarray(prompts, dtype=float) / C, 1.0)
-        cycle = e2e + xp.sqrt(waves) * length_spread / xp.sqrt(12.0) * O * tau / waves
+        # the run lasts the waves' spread beyond K·E2E, and never less than its N prompts
+        # through the prompt capacity (a wave's cycle at least C·s)
+        cycle = xp.maximum(e2e + xp.sqrt(waves) * length_spread / xp.sqrt(12.0) * O * tau / waves,
+                           C * xp.maximum(service, front))
     gpus = xp.asarray(devices, dtype=float)
     out_gpus = gpus if output_devices is None else xp.asarray(output_devices, dtype=float)
     return ServingTimes(

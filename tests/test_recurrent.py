@@ -370,3 +370,29 @@ def test_block_scaled_fp8_counts_a_scale_per_tile():
 def test_nemotron_moe_refuses_attention_data_parallelism():
     with pytest.raises(ParallelismError, match="'dp' must be 1 for Nemotron-H's MoE"):
         mantile_core.estimate("nemotron-3-nano", "h200", tp=2, ep=2, dp=2)
+
+
+@pytest.mark.parametrize("name,change", [
+    ("qwen3-next-80b-a3b", {"num_hidden_layers": 10**30}),
+    ("mamba-codestral-7b", {"num_hidden_layers": 2**24}),
+    ("falcon-mamba-7b", {"num_hidden_layers": 10_001}),
+])
+def test_layer_counts_are_bounded(name, change):
+    # found by the long fuzz profile: 10**30 layers built a Python list until the process was
+    # OOM-killed; every family now refuses more than the core's MAX_LAYERS (10,000) in one line
+    from mantile_core.model import read_model_config
+
+    raw = {**json.loads((RECURRENT / f"{name}.json").read_text()), **change}
+    raw.pop("layer_types", None)
+    with pytest.raises(ConfigError, match=r"'num_hidden_layers' must be an integer in \[1, 10000\]"):
+        read_model_config(raw, name=name)
+
+
+def test_block_patterns_are_bounded():
+    from mantile_core.model import read_model_config
+
+    raw = json.loads((COLLECTION / "nvidia--NVIDIA-Nemotron-3-Ultra-550B-A55B-BF16_config.json").read_text())
+    raw = {k: v for k, v in raw.items() if k != "num_hidden_layers"}
+    raw["layers_block_type"] = ["mamba"] * 10_001
+    with pytest.raises(ConfigError, match=r"layers_block_type gives 10001 blocks \(at most 10,000 layers\)"):
+        read_model_config(raw, name="nemotron")

@@ -209,8 +209,10 @@ def _nemotron_blocks(data: dict, where: str) -> list[tuple[Any, Any]]:
     bad = sorted(set(pattern) - set(PATTERN))
     if bad:
         raise _error(f"{where}: {key} has unknown block symbols {bad} (M mamba, * attention, - mlp, E moe)")
+    if len(pattern) > c.MAX_LAYERS:
+        raise _error(f"{where}: {key} gives {len(pattern)} blocks (at most {c.MAX_LAYERS:,} layers)")
     given = data.get("num_hidden_layers")
-    if given is not None and c.get_int(data, "num_hidden_layers", where, None, maximum=None) != len(pattern):
+    if given is not None and c.get_int(data, "num_hidden_layers", where, None, maximum=c.MAX_LAYERS) != len(pattern):
         raise _error(f"{where}: num_hidden_layers={given} disagrees with the {len(pattern)} blocks of {key}")
     return [PATTERN[s] for s in pattern]
 
@@ -240,7 +242,7 @@ def blocks(data: dict, where: str) -> list[tuple[Any, Any]]:
     model_type = data.get("model_type")
     if model_type in NEMOTRON_TYPES:
         return _nemotron_blocks(data, where)
-    layers = c.get_int(data, "num_hidden_layers", where, maximum=None)
+    layers = c.get_int(data, "num_hidden_layers", where, maximum=c.MAX_LAYERS)
     if model_type in MAMBA1_TYPES:
         return [("mamba", None)] * layers
     if model_type in MAMBA2_TYPES:

@@ -42,6 +42,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .checks import MAX_DIM
+
 __all__ = ["excluded_part", "siglip_params", "qwen2_5_vision_params", "pixtral_params", "text_part",
            "TEXT_MODEL_TYPES", "EXCLUDED_KEY"]
 
@@ -77,11 +79,13 @@ def text_part(wrapper: Mapping[str, Any]) -> dict | None:
 
 
 def _ints(mapping: Mapping, *keys, defaults: Mapping | None = None) -> tuple[int, ...] | None:
-    """Positive integers of ``keys`` (``defaults`` fill missing ones); None if one is missing or odd."""
+    """Positive integers of ``keys`` (``defaults`` fill missing ones), each at most the
+    largest dimension a config may give; None if one is missing or odd (a float, a bool, an
+    infinity, a string)."""
     values = []
     for key in keys:
         value = mapping.get(key, (defaults or {}).get(key))
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_DIM:
             return None
         values.append(value)
     return tuple(values)
@@ -129,14 +133,12 @@ def pixtral_params(vision: Mapping[str, Any], wrapper: Mapping[str, Any], text: 
 
 def siglip_params(vision: Mapping[str, Any]) -> int | None:
     """Parameters of a SigLIP vision tower from its config (None if a key is missing or odd)."""
-    try:
-        hidden, inter = int(vision["hidden_size"]), int(vision["intermediate_size"])
-        layers, patch = int(vision["num_hidden_layers"]), int(vision["patch_size"])
-        image = int(vision["image_size"])
-        channels = int(vision.get("num_channels", 3))
-    except (KeyError, TypeError, ValueError):
+    shape = _ints(vision, "hidden_size", "intermediate_size", "num_hidden_layers", "patch_size", "image_size",
+                  "num_channels", defaults={"num_channels": 3})
+    if shape is None:
         return None
-    if min(hidden, inter, layers, patch, image, channels) <= 0 or image % patch:
+    hidden, inter, layers, patch, image, channels = shape
+    if image % patch:
         return None
     embeddings = channels * hidden * patch * patch + hidden + (image // patch) ** 2 * hidden
     per_layer = 4 * hidden + 4 * (hidden * hidden + hidden) + 2 * hidden * inter + inter + hidden
@@ -150,10 +152,11 @@ def siglip_params(vision: Mapping[str, Any]) -> int | None:
 
 def _projector(wrapper_type: str, vision: Mapping, text: Mapping) -> int | None:
     if wrapper_type == "gemma3":
-        try:
-            return int(vision["hidden_size"]) * int(text["hidden_size"]) + int(vision["hidden_size"])
-        except (KeyError, TypeError, ValueError):
+        widths = _ints(vision, "hidden_size"), _ints(text, "hidden_size")
+        if None in widths:
             return None
+        (vision_hidden,), (text_hidden,) = widths
+        return vision_hidden * text_hidden + vision_hidden
     return None
 
 

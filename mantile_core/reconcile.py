@@ -173,6 +173,12 @@ def _row_int(row: dict, column: str, optional: bool = False) -> int | None:
     return int(number)
 
 
+SMALLEST_MEASUREMENT = 1e-9
+"""The least measured time (s) or rate (tokens/s) a row may give: 1 ns is below any kernel,
+and a smaller positive value (e.g. a subnormal 1e-320) would make predicted / measured − 1
+overflow to infinity instead of scoring."""
+
+
 def _row_float(row: dict, column: str, optional: bool = False) -> float:
     """A finite positive number cell (a time or a rate); empty only when ``optional`` (NaN)."""
     text = _cell(row, column)
@@ -184,8 +190,9 @@ def _row_float(row: dict, column: str, optional: bool = False) -> float:
         number = float(text) if len(text) <= 60 else math.nan
     except ValueError:
         number = math.nan
-    if not math.isfinite(number) or number <= 0:
-        raise _RowError(f"{column!r} must be a positive finite number (got {text[:40]!r})")
+    if not math.isfinite(number) or number < SMALLEST_MEASUREMENT:
+        raise _RowError(f"{column!r} must be a finite number of at least {SMALLEST_MEASUREMENT:g} "
+                        f"(got {text[:40]!r})")
     return number
 
 

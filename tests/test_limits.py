@@ -119,10 +119,12 @@ GOOD = ["h100", "vllm", "1024", "1024", "1", "1", "8", "900", "450", "0.05", "0.
     ("concurrency", "abc", "line 3: 'concurrency' must be an integer from 1 to 1,048,576 (got 'abc')"),
     ("concurrency", "0", "'concurrency' must be an integer from 1"),
     ("input_seq_len", "2.5", "'input_seq_len' must be an integer"),
-    ("throughput_tokens_per_sec_per_gpu", "0", "'throughput_tokens_per_sec_per_gpu' must be a positive finite number (got '0')"),
-    ("mean_time_to_first_token_sec", "-0.1", "'mean_time_to_first_token_sec' must be a positive finite number"),
-    ("mean_time_per_output_token_sec", "nan", "'mean_time_per_output_token_sec' must be a positive finite number (got 'nan')"),
-    ("output_throughput_per_gpu", "inf", "must be a positive finite number (got 'inf')"),
+    ("throughput_tokens_per_sec_per_gpu", "0", "'throughput_tokens_per_sec_per_gpu' must be a finite number of at least 1e-09 (got '0')"),
+    ("mean_time_to_first_token_sec", "-0.1", "'mean_time_to_first_token_sec' must be a finite number of at least 1e-09"),
+    ("mean_time_per_output_token_sec", "nan", "'mean_time_per_output_token_sec' must be a finite number of at least 1e-09 (got 'nan')"),
+    ("output_throughput_per_gpu", "inf", "must be a finite number of at least 1e-09 (got 'inf')"),
+    # a subnormal rate made predicted / measured - 1 overflow to infinity (long fuzz profile)
+    ("throughput_tokens_per_sec_per_gpu", "1e-320", "must be a finite number of at least 1e-09 (got '1e-320')"),
     ("mean_time_per_output_token_sec", "", "line 3: 'mean_time_per_output_token_sec' is empty"),
     ("gpu_model", "", "'gpu_model' must be a non-empty name"),
 ])

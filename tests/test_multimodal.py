@@ -177,3 +177,14 @@ def test_qwen2_5_vl_estimate_names_the_tower(capsys):
     assert main(["estimate", str(QWEN25_VL), "--input-len", "256", "--output-len", "8"]) == 0
     out = capsys.readouterr().out
     assert "note: the qwen2_5_vl vision tower" in out and "676,550,144 parameters" in out
+
+
+@pytest.mark.parametrize("odd", [float("inf"), 5376.5, True, "5376", 2**40, -1])
+def test_odd_widths_leave_the_tower_uncounted_never_a_traceback(odd):
+    # found by the long fuzz profile: a text hidden_size of Infinity raised OverflowError in
+    # the projector count (int(inf)); an odd value now leaves the count unknown (None) and the
+    # text model's own parse refuses it in one line
+    vision = {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304, "num_hidden_layers": 27,
+              "patch_size": 14, "vision_use_head": False, "model_type": "siglip_vision_model"}
+    assert excluded_part({"model_type": "gemma3", "vision_config": vision}, {"hidden_size": odd})["params"] is None
+    assert siglip_params({**vision, "num_hidden_layers": odd}) is None

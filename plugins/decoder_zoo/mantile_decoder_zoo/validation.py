@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mantile_core.records import ValidationCase, ValidationOutcome
+from mantile_core.validation_helpers import cache_nbytes, module_own_flops
 
 __all__ = ["TINY", "VALIDATION_CASES", "family_figures"]
 
@@ -146,23 +147,6 @@ def _step(batch: int, new: int, cached: int):
     return Step(batch=batch, new_tokens=new, cached=cached, act_dtype="bf16", kv_dtype="bf16", policies=chosen)
 
 
-def _attention_core_flops(counts: dict) -> int:
-    """FLOPs of attention modules not inside any of their child modules (the QKᵀ and PV
-    products; their Linear children are the projections)."""
-    core = 0
-    names = list(counts)
-    for name in names:
-        if name.rsplit(".", 1)[-1] not in ("attn", "attention", "self_attn", "self_attention"):
-            continue
-        children = [n for n in names if n.startswith(name + ".") and "." not in n[len(name) + 1:]]
-        core += sum(counts[name].values()) - sum(sum(counts[c].values()) for c in children)
-    return core
-
-
-def _cache_bytes(cache) -> int:
-    return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
-
-
 def family_figures(key: str, *, batch: int = 2, prefill: int = 12) -> dict:
     """Measured (transformers, torch) and analytic (Mantile) figures of family ``key``."""
     import torch
@@ -177,13 +161,13 @@ def family_figures(key: str, *, batch: int = 2, prefill: int = 12) -> dict:
         with FlopCounterMode(display=False) as counter:
             out = hf(ids[:, :prefill], use_cache=True, logits_to_keep=1)
         counts = counter.get_flop_counts()
-        prefill_projection = counter.get_total_flops() - _attention_core_flops(counts)
+        prefill_projection = counter.get_total_flops() - module_own_flops(counts)
         cache = out.past_key_values
-        kv_prefill = _cache_bytes(cache)
+        kv_prefill = cache_nbytes(cache)
         with FlopCounterMode(display=False) as counter:
             out = hf(ids[:, prefill:], cache=cache, use_cache=True, logits_to_keep=1)
         decode_flops = counter.get_total_flops()
-        kv_decode = _cache_bytes(out.past_key_values)
+        kv_decode = cache_nbytes(out.past_key_values)
     if key in KV_EXPANDED:
         kv_prefill //= raw["num_attention_heads"] // raw["num_kv_heads"]
         kv_decode //= raw["num_attention_heads"] // raw["num_kv_heads"]

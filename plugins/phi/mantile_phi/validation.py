@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from mantile_core.records import ValidationCase, ValidationOutcome
+from mantile_core.validation_helpers import cache_nbytes, module_own_flops
 
 __all__ = ["TINY", "VALIDATION_CASES", "family_figures"]
 
@@ -73,22 +74,6 @@ def _step(batch: int, new: int, cached: int):
                 policies={"causal": policies["causal"], "sliding": policies["ring"]})
 
 
-def _attention_core_flops(counts: dict) -> int:
-    """FLOPs of the self_attn modules outside their Linear children (QKᵀ and PV)."""
-    names = list(counts)
-    core = 0
-    for name in names:
-        if name.rsplit(".", 1)[-1] != "self_attn":
-            continue
-        children = [n for n in names if n.startswith(name + ".") and "." not in n[len(name) + 1:]]
-        core += sum(counts[name].values()) - sum(sum(counts[c].values()) for c in children)
-    return core
-
-
-def _cache_bytes(cache) -> int:
-    return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers)
-
-
 def family_figures(key: str, *, batch: int = 2, prefill: int = 5) -> dict:
     """Measured (transformers) and analytic (Mantile) figures of ``TINY[key]``; ``prefill``
     stays within the tiny sliding windows, so transformers' cache holds every position."""
@@ -101,12 +86,12 @@ def family_figures(key: str, *, batch: int = 2, prefill: int = 5) -> dict:
     with torch.no_grad():
         with FlopCounterMode(display=False) as counter:
             out = hf(ids[:, :prefill], use_cache=True, logits_to_keep=1)
-        projection = counter.get_total_flops() - _attention_core_flops(counter.get_flop_counts())
-        kv_prefill = _cache_bytes(out.cache)
+        projection = counter.get_total_flops() - module_own_flops(counter.get_flop_counts(), ("self_attn",))
+        kv_prefill = cache_nbytes(out.cache)
         with FlopCounterMode(display=False) as counter:
             out = hf(ids[:, prefill:], cache=out.cache, use_cache=True, logits_to_keep=1)
         decode = counter.get_total_flops()
-        kv_decode = _cache_bytes(out.cache)
+        kv_decode = cache_nbytes(out.cache)
     pre = [layer.cost(_step(batch, prefill, 0)) for layer in model.layers]
     dec = [layer.cost(_step(batch, 1, prefill)) for layer in model.layers]
     return {

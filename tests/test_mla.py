@@ -207,6 +207,7 @@ def test_prefill_expanded_flops(tp):
     assert cost.flops == gemm + attention + elementwise
     assert cost.kv_cache_bytes == 2 * batch * S * (r + dr)
     assert cost.comm_bytes == (2 * T * H if tp > 1 else 0)
+    assert cost.attention_rows == T * hl  # the prompt kernel's (query token, local head) rows
 
 
 @pytest.mark.parametrize("tp", [1, 8])
@@ -223,6 +224,7 @@ def test_decode_absorbed_flops(tp):
     assert cost.matmul_flops == gemm + attention
     assert cost.flops == gemm + attention + 4 * T * (r_q + r) + 3 * T * (hl + 1) * dr + 5 * hl * pairs + T * hl * r
     assert cost.kv_cache_bytes == 2 * batch * (C + 1) * 576  # replicated: the same at every tp
+    assert cost.attention_rows == 0  # decode: no prompt-kernel rows
     assert cost.kv_read_bytes == 2 * batch * (C + 1) * 576 and cost.kv_write_bytes == 2 * batch * 576
 
 

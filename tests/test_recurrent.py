@@ -396,3 +396,12 @@ def test_block_patterns_are_bounded():
     raw["layers_block_type"] = ["mamba"] * 10_001
     with pytest.raises(ConfigError, match=r"layers_block_type gives 10001 blocks \(at most 10,000 layers\)"):
         read_model_config(raw, name="nemotron")
+
+
+def test_nemotron_moe_pays_the_routed_block_cost_like_the_core_moe():
+    # timing's moe_overhead is per routed-expert block: one per MoE layer, as the core MoE sets it
+    model = mantile_core.load_model("nemotron-3-nano")
+    moes = [layer for layer in model.layers if layer.kind == "moe"]
+    assert moes and all(layer.cost(Step(batch=4, new_tokens=1, cached=10)).moe_calls == 1 for layer in moes)
+    core_moe = mantile_core.load_model("qwen3-30b-a3b").layers
+    assert {layer.cost(Step(batch=4, new_tokens=1, cached=10)).moe_calls for layer in core_moe if layer.kind == "moe"} == {1}

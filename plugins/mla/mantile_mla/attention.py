@@ -232,4 +232,5 @@ class MLAttention(Layer):
             collectives=1 * parallel,
             kernels=kernels + pick(decode, 1, 0),
             gemm_dtype=self.weight_dtype.compute_name,
+            attention_rows=tokens * hl * (step.new_tokens > 1),  # a prompt kernel's per-row cost
         )

@@ -329,4 +329,5 @@ class V4Attention(Layer):
             kernels=kernels,
             gemm_dtype=self.weight_dtype.compute_name,
             attention_sequences=batch,
+            attention_rows=tokens * hl * (step.new_tokens > 1),
         )

@@ -202,4 +202,5 @@ class NemotronMoE(Layer):
             collectives=1 * parallel,
             kernels=5 + 2 * (self.latent > 0) + 2 + 1 * parallel,
             gemm_dtype=self.expert_dtype.compute_name,
+            moe_calls=1,  # the routed-expert block's fixed cost, as the core MoE pays it
         )

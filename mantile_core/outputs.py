@@ -95,23 +95,9 @@ def atomic_output(target: str, *, binary: bool = False, flag: str = "output") ->
         yield stream
         stream.flush()
         return
-    path = Path(target)
-    try:
-        fd, temp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.",
-                                    suffix=".part" + path.suffix)
-    except OSError as exc:
-        raise InputError(f"cannot write {flag} {_shown(target)}: {exc.strerror or exc}") from None
-    try:
-        handle = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
-        with handle:
+    with atomic_path(target, flag=flag) as temp:  # its OSError handling covers open and writes
+        with open(temp, "wb") if binary else open(temp, "w", encoding="utf-8", newline="") as handle:
             yield handle
-        os.replace(temp, path)
-    except OSError as exc:
-        _remove(temp)
-        raise InputError(f"cannot write {flag} {_shown(target)}: {exc.strerror or exc}") from None
-    except BaseException:
-        _remove(temp)
-        raise
 
 
 @contextlib.contextmanager

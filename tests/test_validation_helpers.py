@@ -26,3 +26,23 @@ def test_module_own_flops_subtracts_direct_children_only():
 def test_cache_nbytes_sums_keys_and_values():
     layer = SimpleNamespace(keys=SimpleNamespace(nbytes=64), values=SimpleNamespace(nbytes=32))
     assert cache_nbytes(SimpleNamespace(layers=[layer, layer])) == 192
+
+
+def test_analytic_figures_sum_the_layers_of_each_step():
+    from mantile_core.validation_helpers import analytic_figures
+    from mantile_core.workload import LayerCost
+
+    class Layer:
+        def __init__(self, scale):
+            self.scale = scale
+
+        def cost(self, step):
+            n = self.scale * step
+            return LayerCost(matmul_flops=10 * n, attention_flops=3 * n, kv_cache_bytes=7 * n)
+
+    model = SimpleNamespace(layers=[Layer(1), Layer(2)], params=lambda: 11, weight_bytes=lambda: 22)
+    # prefill "step" 5 and decode "step" 1: each layer's cost scales with scale · step
+    assert analytic_figures(model, 5, 1) == {
+        "params": 11, "weight_bytes": 22,
+        "prefill_projection_flops": (10 - 3) * (5 + 10), "decode_matmul_flops": 10 * (1 + 2),
+        "kv_prefill_bytes": 7 * (5 + 10), "kv_decode_bytes": 7 * (1 + 2)}

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from mantile_core.records import ValidationCase, ValidationOutcome
-from mantile_core.validation_helpers import cache_nbytes, module_own_flops
+from mantile_core.validation_helpers import analytic_figures, cache_nbytes, module_own_flops
 
 __all__ = ["TINY", "VALIDATION_CASES", "family_figures"]
 
@@ -92,18 +92,12 @@ def family_figures(key: str, *, batch: int = 2, prefill: int = 5) -> dict:
             out = hf(ids[:, prefill:], cache=out.cache, use_cache=True, logits_to_keep=1)
         decode = counter.get_total_flops()
         kv_decode = cache_nbytes(out.cache)
-    pre = [layer.cost(_step(batch, prefill, 0)) for layer in model.layers]
-    dec = [layer.cost(_step(batch, 1, prefill)) for layer in model.layers]
     return {
         "measured": {"params": sum(p.numel() for p in hf.parameters()),
                      "weight_bytes": sum(p.nbytes for p in hf.parameters()),
                      "prefill_projection_flops": int(projection), "decode_matmul_flops": int(decode),
                      "kv_prefill_bytes": int(kv_prefill), "kv_decode_bytes": int(kv_decode)},
-        "analytic": {"params": model.params(), "weight_bytes": model.weight_bytes(),
-                     "prefill_projection_flops": int(sum(c.matmul_flops - c.attention_flops for c in pre)),
-                     "decode_matmul_flops": int(sum(c.matmul_flops for c in dec)),
-                     "kv_prefill_bytes": int(sum(c.kv_cache_bytes for c in pre)),
-                     "kv_decode_bytes": int(sum(c.kv_cache_bytes for c in dec))},
+        "analytic": analytic_figures(model, _step(batch, prefill, 0), _step(batch, 1, prefill)),
     }
 
 

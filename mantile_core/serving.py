@@ -152,8 +152,14 @@ def _queue_wait(service_s, arrivals, window_s, xp=numpy):
     ``window_s``: s/2 · (C·relu(1 − 1/ρ) + min(ρ, √C)), ρ = C·s/W."""
     rho = arrivals * service_s / xp.maximum(window_s, 1e-12)
     backlog = arrivals * xp.maximum(1.0 - 1.0 / xp.maximum(rho, 1e-12), 0.0)
-    collisions = xp.minimum(rho, xp.sqrt(arrivals))
-    return 0.5 * service_s * (backlog + collisions)
+    return 0.5 * service_s * backlog + _collisions(service_s, arrivals, window_s, xp)
+
+
+def _collisions(service_s, arrivals, window_s, xp=numpy):
+    """Wait from random arrivals colliding at a server of ``service_s``: s/2 · min(ρ, √C),
+    ρ = C·s/W (``arrivals`` C spread over ``window_s`` W)."""
+    rho = arrivals * service_s / xp.maximum(window_s, 1e-12)
+    return 0.5 * service_s * xp.minimum(rho, xp.sqrt(arrivals))
 
 
 def _steady_queue_wait(service_s, front_s, requests, rest_s, e2e_s, xp=numpy):
@@ -164,11 +170,8 @@ def _steady_queue_wait(service_s, front_s, requests, rest_s, e2e_s, xp=numpy):
     deficit, so the cycle lasts at least C·max(s, h) and requests complete no faster than
     its capacity; light load leaves the collisions of random arrivals, as in
     :func:`_queue_wait`."""
-    def collisions(x):
-        return 0.5 * x * xp.minimum(requests * x / xp.maximum(e2e_s, 1e-12), xp.sqrt(requests))
-
     deficit = xp.maximum(requests * xp.maximum(service_s, front_s) - rest_s, 0.0)
-    return deficit + collisions(service_s) + collisions(front_s)
+    return deficit + _collisions(service_s, requests, e2e_s, xp) + _collisions(front_s, requests, e2e_s, xp)
 
 
 def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, devices,

@@ -1,8 +1,12 @@
 """Fit the timing model's per-GPU and per-engine parameters on part of the InferenceMAX rows.
 
-What is fitted (everything else is a datasheet figure, a microbenchmark or a documented
-constant; docs/timing.md explains every value):
+What is fitted (everything else is a datasheet figure, a microbenchmark, a measured kernel
+figure from kernels.toml or a documented constant; docs/timing.md explains every value):
 
+- per engine, first (``fit_engines``): ``step_overhead`` (seconds per engine step outside the
+  kernels), over every GPU the kernel tables cover, each timed with its kernel figures from the
+  tables and the other serving figures at ``ENGINE_DEFAULTS``; it goes to engines.toml
+  ``[<engine>.calibration.default]`` and stays fixed while the families below are fitted;
 - per GPU: ``memory_efficiency`` (fraction of the HBM bandwidth the decode kernels reach)
   and ``allreduce_latency`` (seconds per all-reduce beyond its bandwidth term);
 - per GPU and engine: ``mixed_gemm_efficiency`` (the expert GEMMs with mxfp4 weights
@@ -62,6 +66,20 @@ PARAMS = {
     "attention_dp_wait_steps": (0.5, 100.0, 10.0),
 }
 PRIOR_WEIGHT = 1e-3
+# The engine-level figure: ``step_overhead``, seconds per engine step outside the kernels
+# (sampling, input preparation, synchronisation that asynchronous scheduling does not hide):
+# the engine's host work, whatever the GPU. It is fitted once per engine over every GPU the
+# kernel tables cover, each GPU timed with its kernel figures from the tables and the other
+# serving figures at ENGINE_DEFAULTS (the no-serving-data setting), and written to engines.toml
+# ``[<engine>.calibration.default]``: every GPU gets it under that engine, and the per-GPU
+# families are fitted with it in place. (The request figures were tried at engine level too:
+# they do not transfer between GPUs. Fitted on Hopper, whose table-timed prompts run 30-40 %
+# faster than served ones at TP 1-2, the front end's per-token cost absorbs that deficit and
+# B200's TTFT comes out 50 % high; so they stay per GPU family.)
+ENGINE_PARAMS = {"step_overhead": (1e-5, 3e-3, 1e-4)}
+# the other serving-level figures a GPU without serving rows gets (PARAMS' prior centres)
+ENGINE_DEFAULTS = {"request_overhead": 0.02, "request_token_overhead": 1e-6, "eager_kernel_overhead": 2e-5,
+                   "attention_dp_wait_steps": 10.0}
 # efficiencies whose upper bound comes from the measured kernel tables (kernel_limits)
 KERNEL_BOUNDED = ("memory_efficiency", "mixed_gemm_efficiency")
 STARTS = 6
@@ -117,7 +135,7 @@ class Group:
         from mantile_core.engines import get_engine
         from mantile_core.estimate import estimate
         from mantile_core.reconcile import PROMPTS_PER_CONCURRENCY, _deployment, mean_length
-        from mantile_core.workload import COST_FIELDS, LayerCost
+        from mantile_core.workload import LayerCost
 
         self.rows = list(measurements)
         first = self.rows[0]
@@ -127,15 +145,21 @@ class Group:
         self.I = numpy.array([mean_length(m.isl) for m in self.rows], dtype=float)
         self.O = numpy.array([mean_length(m.osl) for m in self.rows], dtype=float)
         self.C = numpy.array([m.concurrency for m in self.rows], dtype=float)
-        self.prompts = PROMPTS_PER_CONCURRENCY * self.C
         self.tp = numpy.array([d["tp"] for d in deployments], dtype=float)
-        estimates = [estimate(model, m.hardware, tp=d["tp"], ep=d["ep"], batch=m.concurrency,
+        self.dp = numpy.array([d.get("dp", 1) for d in deployments], dtype=float)
+        # under attention data parallelism the serving times are one group's: its share of the
+        # sequences and of the prompts (as estimate does)
+        self.group = numpy.ceil(self.C / self.dp)
+        self.prompts = numpy.ceil(PROMPTS_PER_CONCURRENCY * self.C / self.dp)
+        self.share = self.C / (self.group * self.dp)
+        estimates = [estimate(model, m.hardware, tp=d["tp"], ep=d["ep"], dp=d.get("dp", 1), batch=m.concurrency,
                               input_len=mean_length(m.isl), output_len=mean_length(m.osl), engine=m.engine)
                      for m, d in zip(self.rows, deployments)]
         self.attention_dp = numpy.array([d["attention_dp"] for d in deployments])
         self.base_hw = estimates[0].hardware
         self.counts = tuple(len(p) for _, p in model.unique_layers)
-        fields = COST_FIELDS + ("resident_weight_bytes", "collectives", "kernels", "attention_sequences", "attention_rows", "moe_calls")
+        # every numeric field of a LayerCost (all but its format), so that no term is lost
+        fields = tuple(f.name for f in attrs.fields(LayerCost) if f.name != "gemm_dtype")
         self.phases = {}
         for phase in ("decode", "request_prefill"):
             costs = []
@@ -143,7 +167,7 @@ class Group:
                 per_row = [getattr(e, phase).costs[i] for e in estimates]
                 stacked = {f: numpy.array([float(getattr(c, f)) for c in per_row]) for f in fields}
                 costs.append(LayerCost(**stacked, gemm_dtype=per_row[0].gemm_dtype))
-            self.phases[phase] = SimpleNamespace(step=SimpleNamespace(tp=self.tp, dp=1), costs=tuple(costs))
+            self.phases[phase] = SimpleNamespace(step=SimpleNamespace(tp=self.tp, dp=self.dp), costs=tuple(costs))
         self.measured = {k: numpy.array([m.measured(k) for m in self.rows]) for k in
                          ("tpot_ms", "ttft_ms", "throughput_tok_s_per_gpu", "output_tok_s_per_gpu")}
 
@@ -161,11 +185,11 @@ class Group:
         hw = attrs.evolve(self.base_hw, calibration=calibration)
         phases = SimpleNamespace(decode=self._retime(self.phases["decode"], hw),
                                  request_prefill=self._retime(self.phases["request_prefill"], hw))
-        s = phase_serving(phases, hw, counts=self.counts, batch=self.C, input_len=self.I, output_len=self.O,
+        s = phase_serving(phases, hw, counts=self.counts, batch=self.group, input_len=self.I, output_len=self.O,
                           devices=self.tp, engine=self.engine, prompts=self.prompts, attention_dp=self.attention_dp)
         return {"tpot_ms": s.tpot_s * 1e3, "ttft_ms": s.ttft_s * 1e3,
-                "throughput_tok_s_per_gpu": s.throughput_tok_s_per_gpu,
-                "output_tok_s_per_gpu": s.output_tok_s_per_gpu}
+                "throughput_tok_s_per_gpu": s.throughput_tok_s_per_gpu * self.share,
+                "output_tok_s_per_gpu": s.output_tok_s_per_gpu * self.share}
 
 
 def nelder_mead(f, x0, *, step=0.3, iterations=600, tol=1e-7):
@@ -260,6 +284,63 @@ def fit_family(family: dict, groups: dict, *, fitted_keys=None, verbose=True):
     return unpack(best_z), best
 
 
+def table_calibration(key, engine_figures=None):
+    """The calibration of a (hardware, engine) group built from the kernel tables alone
+    (kernels.toml), ENGINE_DEFAULTS and ``engine_figures`` (ENGINE_PARAMS values) when given;
+    None when the tables do not cover the GPU."""
+    from mantile_core.hardware import Calibration, kernel_calibration
+
+    kernels = kernel_calibration(*key)
+    if not kernels:
+        return None
+    return Calibration(**(kernels | ENGINE_DEFAULTS | dict(engine_figures or {})))
+
+
+def fit_engines(groups: dict, *, fitted_keys=None, leave_out_gpu=None) -> dict:
+    """{engine: {ENGINE_PARAMS name: value}} fitted per engine over its groups the kernel
+    tables cover (``table_calibration``), on their fitted rows, less ``leave_out_gpu``'s; an
+    engine with no such group is absent. Same loss, bounds and prior as fit_family."""
+    engines: dict = {}
+    for key, group in groups.items():
+        if key[0] != leave_out_gpu and table_calibration(key) is not None:
+            engines.setdefault(key[1], []).append(group)
+    names = list(ENGINE_PARAMS)
+    logs = [(math.log(lo), math.log(hi)) for lo, hi, _ in ENGINE_PARAMS.values()]
+    out = {}
+    for engine, members in engines.items():
+        masks = [fitted_mask(g, fitted_keys) for g in members]
+        if not any(m.any() for m in masks):
+            continue
+
+        def unpack(z):
+            return {n: math.exp(lo + (hi - lo) / (1 + math.exp(-zi))) for n, (lo, hi), zi in zip(names, logs, z)}
+
+        def loss(z, members=members, masks=masks):
+            values = unpack(z)
+            total, n = 0.0, 0
+            for group, mask in zip(members, masks):
+                pred = group.predict(table_calibration((group.hardware, group.engine_name), values))
+                for metric, w in WEIGHTS.items():
+                    total += w * float(numpy.sum(numpy.log(pred[metric][mask] / group.measured[metric][mask]) ** 2))
+                n += int(mask.sum())
+            prior = sum(PRIOR_WEIGHT * (math.log(values[k] / ENGINE_PARAMS[k][2]) / math.log(2)) ** 2 for k in names)
+            return total / max(n, 1) + prior
+
+        z = numpy.zeros(len(names))
+        for attempt in range(3):
+            z, _ = nelder_mead(loss, z, step=1.0 if attempt == 0 else 0.3, iterations=400)
+        out[engine] = unpack(z)
+    return out
+
+
+def with_engine_steps(groups: dict, engines: dict) -> None:
+    """Set each group's base calibration ``step_overhead`` to its engine's in ``engines``."""
+    for group in groups.values():
+        if group.engine_name in engines:
+            group.base_hw = attrs.evolve(group.base_hw, calibration=attrs.evolve(
+                group.base_hw.calibration, step_overhead=engines[group.engine_name]["step_overhead"]))
+
+
 def kernel_limits(param: str, scopes) -> tuple[float, float, float]:
     """(lower, upper, prior centre) of ``param`` for the (hardware, engine) groups ``scopes``:
     ``PARAMS``, with the upper bound of an efficiency of a peak (``KERNEL_BOUNDED``) lowered
@@ -325,6 +406,13 @@ def main(argv=None) -> int:
     for m in measurements:
         by_group.setdefault((m.hardware, m.engine), []).append(m)
     groups = {key: Group(ms, model) for key, ms in sorted(by_group.items())}
+    engines = fit_engines(groups, fitted_keys=fitted_keys)
+    print("# engines (engines.toml [<engine>.calibration.default])")
+    for engine, values in engines.items():
+        for param, value in values.items():
+            print(f"{engine:14s} {param} = {value:.3g}")
+    print()
+    with_engine_steps(groups, engines)
     for name, family in FAMILIES.items():
         if args.family and name != args.family:
             continue

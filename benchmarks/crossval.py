@@ -1,18 +1,19 @@
 """Cross-validation of the serving calibration: leave a whole regime out, and no serving data.
 
-For each split the serving-level parameters of benchmarks/calibrate.py are refitted on the rows
-of the regimes kept (same families, bounds and priors; fewer Nelder–Mead starts, ``--starts``)
+For each split the engine step overhead and the serving-level parameters of
+benchmarks/calibrate.py are refitted on the rows of the regimes kept (same families, bounds and priors; fewer Nelder–Mead starts, ``--starts``)
 and every held-out row is predicted; the table gives the MAPE of TPOT, TTFT and throughput per
 GPU over the held-out rows. Splits (single-node rows only):
 
 - leave-one-length-out: each of 1k/1k, 1k/8k, 8k/1k held out in turn;
 - leave-concurrency-out: concurrency ≥ 64 held out (fit on ≤ 32), and the reverse;
 - leave-TP-out: TP 1–2 held out (fit on TP ≥ 4), and the reverse;
-- no serving data: no row fitted; kernel-level figures from the measured kernel tables
-  (``mantile_core/data/kernels.toml``, benchmarks/kernel_fit.py) and the serving-level ones at
-  the engine defaults (the prior centres of calibrate.py's ``PARAMS``: request overhead 20 ms,
-  front end 1 µs per prompt token, host launch 20 µs per kernel, attention-DP hold 10 steps),
-  for the GPUs the tables cover;
+- no serving data: no row of the GPU fitted; kernel-level figures from the measured kernel
+  tables (``mantile_core/data/kernels.toml``, benchmarks/kernel_fit.py), the serving-level ones
+  at the engine defaults (calibrate.py's ``ENGINE_DEFAULTS``: request overhead 20 ms, front end
+  1 µs per prompt token, host launch 20 µs per kernel, attention-DP hold 10 steps) and the
+  engine's step overhead fitted on the other GPUs' rows (leave-one-GPU-out; TensorRT-LLM, run on
+  B200 only, keeps the 0.1 ms default), for the GPUs the tables cover;
 (The random half-split of the bundled calibration, the secondary line, is in FIDELITY.md's
 fitted / held-out table.)
 
@@ -54,8 +55,6 @@ SPLITS = {
     "leave TP 1-2 out": ("tp low", lambda m: (m.tp or 1) <= 2),
     "leave TP >= 4 out": ("tp high", lambda m: (m.tp or 1) >= 4),
 }
-DEFAULT_SERVING = {"request_overhead": 0.02, "request_token_overhead": 1e-6, "eager_kernel_overhead": 2e-5,
-                   "attention_dp_wait_steps": 10.0}
 
 
 def mape(pred, measured, mask):
@@ -79,6 +78,9 @@ def held_errors(groups, predictions, held):
 
 
 def fit_and_predict(groups, fitted_keys, families):
+    # the engine-level step overhead first, on the kept rows of every GPU the tables cover,
+    # then the families with it in place
+    calibrate.with_engine_steps(groups, calibrate.fit_engines(groups, fitted_keys=fitted_keys))
     predictions = {}
     for family in families:
         values, _ = calibrate.fit_family(family, groups, fitted_keys=fitted_keys, verbose=False)
@@ -89,15 +91,16 @@ def fit_and_predict(groups, fitted_keys, families):
 
 
 def no_serving_predictions(groups):
-    from mantile_core.hardware import Calibration, kernel_calibration
-
+    """Each GPU the kernel tables cover, predicted with no row of its own fitted: its kernel
+    tables, the engine defaults, and the engine's step overhead fitted on the other GPUs'
+    rows (step overhead and request figures; ENGINE_DEFAULTS and the Calibration default
+    where no other GPU runs the engine)."""
     predictions = {}
     for key, group in groups.items():
-        kernels = kernel_calibration(*key)
-        if not kernels:
+        if calibrate.table_calibration(key) is None:
             continue
-        calibration = Calibration(**(kernels | DEFAULT_SERVING))
-        predictions[key] = group.predict(calibration)
+        engines = calibrate.fit_engines(groups, leave_out_gpu=key[0])
+        predictions[key] = group.predict(calibrate.table_calibration(key, engines.get(key[1])))
     return predictions
 
 
@@ -127,7 +130,11 @@ def main(argv=None) -> int:
         by_group.setdefault((m.hardware, m.engine), []).append(m)
     families = [f for name, f in calibrate.FAMILIES.items() if args.family in (None, name)]
     wanted = {key for f in families for scopes in f.values() for key in scopes}
-    groups = {key: calibrate.Group(ms, model) for key, ms in sorted(by_group.items()) if key in wanted}
+    # the family's groups, and every group the kernel tables cover: the engine stage fits each
+    # engine over all of its GPUs (and no-serving-data leaves one GPU out of that), so a run of
+    # one family gives what the run of every family gives
+    groups = {key: calibrate.Group(ms, model) for key, ms in sorted(by_group.items())
+              if key in wanted or calibrate.table_calibration(key) is not None}
 
     results = {}
     for name, (regime, held_out) in SPLITS.items():

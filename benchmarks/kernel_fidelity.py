@@ -33,9 +33,10 @@ def model_rows(hardware: str, engine: str, model: str):
     from mantile_core.engines import get_engine
 
     system = kf.SYSTEMS[hardware]
+    silicon = kf.SILICON.get(hardware, ())  # the table versions kernel_fit reads
     gemm, attn, moe = kf._excluded_shapes((model,))
     out = {}
-    gdf, _ = kf.table(system, "gemm", engine, "gemm_perf.parquet",
+    gdf, _ = kf.table(system, "gemm", engine, "gemm_perf.parquet", silicon=silicon, want=
                       lambda d: (d.gemm_dtype == "bfloat16") & (d.m <= 16384))
     if gdf is not None:
         gdf = gdf[gdf.kernel_source == gdf.kernel_source.value_counts().index[0]]
@@ -43,14 +44,14 @@ def model_rows(hardware: str, engine: str, model: str):
         if len(gdf):
             out["GEMM"] = (gdf, kf.gemm_costs(gdf), 1)
     kv = "fp8" if get_engine(engine).kv_dtype_for(hardware) == "fp8" else "bfloat16"
-    adf, _ = kf.table(system, "attention", engine, "generation_attention_perf.parquet",
+    adf, _ = kf.table(system, "attention", engine, "generation_attention_perf.parquet", silicon=silicon, want=
                       lambda d: (d.get("window_size", 0) == 0) & (d.isl == 1) & (d.kv_cache_dtype == kv))
     if adf is not None:
         adf = adf[adf.kernel_source == adf.kernel_source.value_counts().index[0]]
         adf = adf[numpy.array([s in attn for s in zip(adf.num_heads, adf.num_key_value_heads, adf.head_dim)])]
         if len(adf):
             out["decode attention"] = (adf, kf.decode_attention_costs(adf), 1)
-    cdf, _ = kf.table(system, "attention", engine, "context_attention_perf.parquet",
+    cdf, _ = kf.table(system, "attention", engine, "context_attention_perf.parquet", silicon=silicon, want=
                       lambda d: kf.context_rows(d, kv))
     if cdf is not None:
         cdf = cdf[cdf.kernel_source == cdf.kernel_source.value_counts().index[0]]
@@ -61,7 +62,7 @@ def model_rows(hardware: str, engine: str, model: str):
         experts = 128 if model == "gpt-oss-120b" else 32
         for moe_engine, dtype in (((engine, "w4a8_mxfp4_mxfp8"), ("trtllm", "w4a8_mxfp4_mxfp8"), (engine, "w4a16_mxfp4"))
                                   if hardware.startswith("b") else ((engine, "w4a16_mxfp4"),)):
-            mdf, _ = kf.table(system, "moe", moe_engine, "moe_perf.parquet",
+            mdf, _ = kf.table(system, "moe", moe_engine, "moe_perf.parquet", silicon=silicon, want=
                               lambda d, dt=dtype: (d.moe_dtype == dt) & (d.hidden_size == 2880) & (d.num_experts == experts)
                               & (d.distribution == "balanced") & (d.moe_ep_size == 1) & (d.num_tokens <= 16384)
                               & (d.moe_tp_size <= 8))

@@ -26,7 +26,9 @@ is exactly what the estimator uses. Stages, each with the earlier stages' values
    min(E, T·k) experts active; EP 1):
    ``mixed_gemm_efficiency`` and ``mixed_gemm_half_rows`` (the expert GEMMs' falloff by
    tokens per expert), ``mixed_memory_efficiency`` (the dequantising kernels' weight
-   streaming) and ``moe_overhead`` (the block's fixed cost per call beyond its kernels').
+   streaming), ``moe_overhead`` (the block's fixed cost per call beyond its kernels') and,
+   where the table measures three or more TP sizes, ``expert_half_width`` (the expert width
+   per GPU at which the grouped GEMMs run at half rate; ≤ 2048 columns).
 5. All-reduce (the engine's custom all-reduce, CUDA-graph backend where there is one):
    ``allreduce_latency`` and ``allreduce_efficiency``.
 
@@ -77,7 +79,14 @@ OUT = ROOT / "mantile_core" / "data" / "kernels.toml"
 SYSTEMS = {"h100": "h100_sxm", "h200": "h200_sxm", "b200": "b200_sxm", "gb200": "gb200", "b300": "b300_sxm",
            "gb300": "gb300", "a100": "a100_sxm", "l40s": "l40s"}
 ENGINES = ("vllm", "trtllm")
-# serving data used vLLM 0.13 / TensorRT-LLM 1.2: take each op's oldest measured version
+# serving data used vLLM 0.13 / TensorRT-LLM 1.2: take each op's oldest measured version, and
+# the same version on GPUs of one silicon (H100 and H200 are both GH100: a kernel measured at two
+# versions on one and at one on the other would give the two chips different kernels, so both
+# read the oldest version measured on both)
+SILICON = {"h100": ("h100_sxm", "h200_sxm"), "h200": ("h100_sxm", "h200_sxm")}
+# bytes per element of the all-reduce tables' dtype (their message_size counts elements: the
+# collector all-reduces a tensor of message_size elements)
+ELEMENT_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float32": 4, "float": 4}
 LARGE_BYTES = 256e6
 MODELS = ("gpt-oss-120b", "gpt-oss-20b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.2-1b", "mistral-7b",
           "mixtral-8x7b", "qwen2.5-7b", "qwen3-8b", "qwen3-30b-a3b")
@@ -104,15 +113,19 @@ def _vkey(v: str):
     return tuple(int(x) if x.isdigit() else x for x in re.split(r"[.]", re.sub(r"(rc|post|dev)", r".\1.", v)))
 
 
-def table(system: str, op: str, engine: str, name: str, want=None):
+def table(system: str, op: str, engine: str, name: str, want=None, *, silicon=()):
     """(DataFrame, provenance) of the oldest version of ``op``/``engine``/``name`` whose rows
-    satisfy ``want`` (a DataFrame -> mask), or (None, None)."""
+    satisfy ``want`` (a DataFrame -> mask), or (None, None). ``silicon``: the systems of the
+    same chip (``SILICON``); versions every one of them measured come first, so that chips
+    of one silicon read one kernel version."""
     import pandas
 
     base = data_root() / system / op / engine
     if not base.is_dir():
         return None, None
-    for version in sorted((p.name for p in base.iterdir()), key=_vkey):
+    versions = sorted((p.name for p in base.iterdir()), key=_vkey)
+    shared = [v for v in versions if all((data_root() / s / op / engine / v / name).is_file() for s in silicon)]
+    for version in shared + [v for v in versions if v not in shared]:
         path = base / version / name
         if not path.is_file():
             continue
@@ -210,7 +223,11 @@ def moe_costs(df, model_name: str):
     dense = layer._dense_bytes(layer.shared_intermediate // tp)
     per_expert = (cost.resident_weight_bytes - dense) / local
     active = numpy.minimum(local, tokens * layer.top_k)
-    return attrs.evolve(cost, weight_bytes=dense + active * per_expert)
+    # the tables time the MoE kernels alone: no all-reduce of the layer's output (its kernel
+    # and its transfer are the all-reduce stage's)
+    parallel = tp > 1
+    return attrs.evolve(cost, weight_bytes=dense + active * per_expert, comm_bytes=0 * cost.comm_bytes,
+                        collectives=0 * parallel, kernels=cost.kernels - parallel)
 
 
 def predict_seconds(cost, hw, tp=1):
@@ -223,7 +240,8 @@ def allreduce_predict(df, hw):
     from mantile_core.timing import allreduce_seconds
 
     n = df["num_gpus"].to_numpy(dtype=float)
-    p = df["message_size"].to_numpy(dtype=float)
+    # message_size is in elements of allreduce_dtype (ELEMENT_BYTES)
+    p = df["message_size"].to_numpy(dtype=float) * df["allreduce_dtype"].map(ELEMENT_BYTES).to_numpy(dtype=float)
     return hw.calibration.kernel_overhead + allreduce_seconds(p, 1, n, hw)
 
 
@@ -308,7 +326,8 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
     # 1. GEMM --------------------------------------------------------------------------------
     # weights of at least 1M elements (2 MB): the projections of the models served; smaller
     # GEMMs are latency-bound in a way one fixed cost per kernel does not describe
-    gdf, path = table(system, "gemm", engine, "gemm_perf.parquet",
+    silicon = SILICON.get(hardware, ())
+    gdf, path = table(system, "gemm", engine, "gemm_perf.parquet", silicon=silicon, want=
                       lambda d: (d.gemm_dtype == "bfloat16") & (d.n * d.k >= 1_000_000) & (d.m <= 16384))
     if gdf is None:
         return None
@@ -350,7 +369,7 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
     # grouped-query shapes (1 < query heads per KV head <= 16, KV heads <= 16): those of the
     # models served (groups of 4 to 8); groups of 32 to 128 query heads per KV head run another
     # kernel in TensorRT-LLM (not XQA), up to 80x slower
-    adf, path = table(system, "attention", engine, "generation_attention_perf.parquet",
+    adf, path = table(system, "attention", engine, "generation_attention_perf.parquet", silicon=silicon, want=
                       lambda d: (d.get("window_size", 0) == 0) & (d.isl == 1) & (d.kv_cache_dtype == kv)
                       & (d.num_heads > d.num_key_value_heads) & (d.num_heads <= 16 * d.num_key_value_heads)
                       & (d.num_key_value_heads <= 16))
@@ -383,7 +402,7 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
          f"kernel + attention overhead <= {fastest_attn * 1e6:.2f} us (fastest decode attention)")
 
     # 3. context attention -------------------------------------------------------------------
-    cdf, path = table(system, "attention", engine, "context_attention_perf.parquet",
+    cdf, path = table(system, "attention", engine, "context_attention_perf.parquet", silicon=silicon, want=
                       lambda d: context_rows(d, kv) & (d.num_heads > d.num_key_value_heads)
                       & (d.num_heads <= 16 * d.num_key_value_heads) & (d.num_key_value_heads <= 16))
     if cdf is not None:
@@ -421,7 +440,7 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
     for moe_engine, dtype in candidates:
         # EP 1 only: the tables' rows with EP > 1 time the same as EP 1 (the whole expert set
         # is measured on one GPU), which no per-GPU cost model reproduces
-        mdf, path = table(system, "moe", moe_engine, "moe_perf.parquet",
+        mdf, path = table(system, "moe", moe_engine, "moe_perf.parquet", silicon=silicon, want=
                           lambda d, dt=dtype: (d.moe_dtype == dt) & (d.hidden_size == 2880)
                           & (d.distribution == "balanced") & (d.moe_ep_size == 1))
         if mdf is not None:
@@ -452,7 +471,14 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
             mem_hi = upper["memory_efficiency"]
             names = ["mixed_gemm_efficiency", "mixed_gemm_half_rows", "mixed_memory_efficiency", "moe_overhead"]
             bounds = [(0.02, 1.0), (0.0, 256.0), (0.1, mem_hi), (0.0, moe_hi)]
-            v, rms = fit(names, bounds, [0.3, 16.0, 0.5 * mem_hi, 0.5 * moe_hi], moe_predict, measured)
+            start = [0.3, 16.0, 0.5 * mem_hi, 0.5 * moe_hi]
+            # the expert-width falloff where the table measures several expert widths (TP sizes);
+            # elsewhere the Calibration default (256 columns, one output tile) stands
+            if len(set(numpy.concatenate([p.moe_tp_size.to_numpy() for p, _ in parts]))) >= 3:
+                names.append("expert_half_width")
+                bounds.append((0.0, 2048.0))
+                start.append(256.0)
+            v, rms = fit(names, bounds, start, moe_predict, measured)
             check("moe", v, bounds)
             values.update(v)
             values["activation_compute"] = act
@@ -464,7 +490,7 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
 
     # 5. all-reduce -----------------------------------------------------------------------------
     want = (lambda d: d.kernel_source.str.contains("graph")) if engine == "vllm" else (lambda d: d.kernel_source == "TRTLLM")
-    rdf, path = table(system, "comm", engine, "custom_allreduce_perf.parquet", want)
+    rdf, path = table(system, "comm", engine, "custom_allreduce_perf.parquet", want, silicon=silicon)
     if rdf is not None and hw0.link_bandwidth > 0:
         rlat = rdf.latency.to_numpy() * 1e-3
         fastest_ar = float(rlat.min())

@@ -15,7 +15,9 @@ An engine profile says how an engine runs a model on a GPU, as far as the cost m
   ``default`` key for the others);
 - ``calibration``: per hardware name, overrides of that GPU's
   :class:`~mantile_core.hardware.Calibration` for this engine (its kernels' overheads and
-  formats); see docs/timing.md for every value and how it was obtained.
+  formats); under ``default``, the engine's own figures for every GPU (its host's step
+  overhead), which fill what the GPU's hardware.toml calibration does not state; see
+  docs/timing.md for every value and how it was obtained.
 
 ``engine.calibrated(hw)`` returns the hardware spec with the engine's overrides applied.
 """
@@ -74,12 +76,15 @@ class EngineProfile:
     def calibrated(self, hw: HardwareSpec) -> HardwareSpec:
         """``hw`` with this engine's kernel-level figures for it (``kernels.toml``, when the
         engine is not the reference one, for the figures hardware.toml does not state) and its
-        calibration overrides (the ``default`` ones, then the GPU's)."""
+        calibration overrides: the ``default`` ones where hardware.toml states no value for
+        the GPU, then the GPU's own."""
         from .hardware import REFERENCE_ENGINE, kernel_calibration
 
         kernels = kernel_calibration(hw.name, self.name) if self.name != REFERENCE_ENGINE else {}
         kernels = {k: v for k, v in kernels.items() if k not in hw.calibrated}
-        overrides = kernels | dict(self.calibration.get("default", {})) | dict(self.calibration.get(hw.name, {}))
+        defaults = {k: v for k, v in self.calibration.get("default", {}).items()
+                    if k not in hw.calibrated and getattr(hw.calibration, k, None) != v}
+        overrides = kernels | defaults | dict(self.calibration.get(hw.name, {}))
         if not overrides:
             return hw
         return attrs.evolve(hw, calibration=attrs.evolve(hw.calibration, **overrides))

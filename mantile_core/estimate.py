@@ -237,8 +237,11 @@ def evaluate(model: Model, settings: Settings, *, tp, ep, batch, input_len, outp
     """Cost the steps of one deployment and derive its serving times: the one path
     :func:`estimate` (Python ints) and the sweep (numpy int64 arrays, ``batch_prefill=False``)
     both take. With ``dp`` > 1, ``batch`` is one attention-DP group's sequences and the
-    serving times are that group's (its tp devices' per-GPU rates are every group's)."""
+    serving times are that group's (its tp devices' per-GPU rates are every group's), and a
+    benchmark of ``prompts`` gives each group its share, ⌈prompts/dp⌉, at its concurrency."""
     hw = settings.hardware
+    if prompts is not None:
+        prompts = -(-prompts // dp)
     phases = cost_phases(model, hw, tp=tp, ep=ep, batch=batch, input_len=input_len, output_len=output_len,
                          context=context, policies=settings.policies, act_dtype=settings.act_dtype,
                          kv_dtype=settings.kv_dtype, kv_block=settings.kv_block, batch_prefill=batch_prefill,

@@ -57,6 +57,12 @@ class Calibration:
       attention kernel at full-chip parallelism (each query tile's fixed work: loading Q,
       filling the K/V pipeline, the masked half of the causal diagonal tile, normalising and
       writing O; ~0.45 ns on H200 under vLLM, fitted on measured FlashAttention kernels).
+    - ``expert_half_width``: a routed expert's intermediate width per device (columns) at
+      which its grouped GEMMs run at half the layer's GEMM rate (rate · w / (w + this)): each
+      expert's output splits into tiles of up to 256 columns, and an expert narrowed by tensor
+      parallelism fills too few of them to keep the chip busy (GPT-OSS's MXFP4 MoE on H200 at
+      8k tokens: 561, 497, 442, 356 TFLOP/s at 2880, 1440, 720, 360 columns; fitted: ~260).
+      0: no width falloff.
     - ``moe_overhead``: seconds a routed-expert (MoE) block costs beyond its kernels'
       ``kernel_overhead``: routing, token permutation and the grouped GEMMs' per-call setup,
       which measured MoE kernels pay however few tokens they carry (~37 µs for GPT-OSS's
@@ -94,6 +100,7 @@ class Calibration:
     attention_sequence_overhead: float = 0.0
     attention_row_overhead: float = 0.0
     moe_overhead: float = 0.0
+    expert_half_width: float = 256.0
     kernel_overhead: float = 4e-6
     eager_kernel_overhead: float = 0.0
     step_overhead: float = 1e-4
@@ -225,6 +232,16 @@ def kernel_figures() -> dict:
         return tomllib.load(handle)
 
 
+@functools.lru_cache(maxsize=None)
+def reference_engine_figures() -> dict:
+    """The reference engine's own figures for every GPU (``engines.toml``
+    ``[vllm.calibration.default]``: its step overhead): a GPU's bundled calibration is its
+    calibration under that engine, so it holds them unless hardware.toml states its own."""
+    with (DATA.parent / "engines.toml").open("rb") as handle:
+        table = tomllib.load(handle)
+    return dict(table.get(REFERENCE_ENGINE, {}).get("calibration", {}).get("default", {}))
+
+
 def kernel_calibration(hardware: str, engine: str) -> dict:
     """The fitted kernel-level parameters of ``hardware`` under ``engine`` (no provenance);
     empty when the tables do not cover them."""
@@ -234,12 +251,13 @@ def kernel_calibration(hardware: str, engine: str) -> dict:
 
 
 def _spec(name: str, entry: dict) -> HardwareSpec:
-    # the reference engine's fitted kernel figures, then what hardware.toml states (serving-level
+    # the reference engine's fitted kernel figures and its own figures (engines.toml), then what
+    # hardware.toml states (serving-level
     # figures, and kernel-level ones for GPUs the tables do not cover)
     # less the kernel figures of table kernels the GPU's serving runs did not use (skip_kernel_figures)
     skipped = set(entry.get("skip_kernel_figures", ()))
     kernels = {k: v for k, v in kernel_calibration(name, REFERENCE_ENGINE).items() if k not in skipped}
-    calibration = Calibration(**(kernels | entry.get("calibration", {})))
+    calibration = Calibration(**(kernels | reference_engine_figures() | entry.get("calibration", {})))
     return HardwareSpec(
         name=name,
         description=entry.get("description", name),

@@ -18,7 +18,11 @@ calibration ``cal`` (see docs/timing.md for the figures and where they come from
   fp8 rate on Blackwell); ``mixed`` is ``cal.mixed_gemm_efficiency`` when the weights are
   stored narrower than the activations (dequantised in the kernel, or a mixed-format MMA),
   else 1, and then the falloff's rows are ``cal.mixed_gemm_half_rows`` when set (the grouped
-  expert GEMMs' own tiles, fitted on measured MoE kernels).
+  expert GEMMs' own tiles, fitted on measured MoE kernels). A MoE layer's rate is further
+  scaled by w / (w + ``cal.expert_half_width``), w = ``expert_width`` (the routed experts'
+  intermediate width on the device): tensor parallelism narrows each expert to few output
+  tiles, which leave the chip part idle (measured MoE kernels on H200 lose 37 % of their rate
+  from TP 1 to TP 8 at 8k tokens).
   attention = attention_flops / (bf16 peak · attention_efficiency) + attention_rows ·
   attention_row_overhead: a prompt attention kernel's rate ramps with the prompt length
   because each query tile (128 query rows of one head) carries fixed work beyond its QKᵀ/PV
@@ -177,6 +181,9 @@ def layer_times(cost: LayerCost, step: Step, hw: HardwareSpec) -> LayerTimes:
     half_rows = cal.gemm_half_rows
     if cal.mixed_gemm_half_rows is not None and _narrower(cost, hw):
         half_rows = cal.mixed_gemm_half_rows
+    # a routed expert narrowed below a few output tiles runs its GEMMs slower: rate · w / (w + w½)
+    width, half = cost.expert_width, cal.expert_half_width
+    gemm_rate = gemm_rate * (1.0 - half * (width > 0) / (width + half + (width <= 0)))
     # the falloff term only where there is a GEMM (an embedding gathers rows, no matmul)
     tile = (gemm_flops > 0) * 2.0 * half_rows * weight_elements / gemm_rate
     attention_rate = hw.peak_for("bf16", "bf16") * cal.attention_efficiency

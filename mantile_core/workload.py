@@ -133,7 +133,11 @@ class LayerCost:
       a decode step, whose kernel's per-sequence cost is the pair term): each query tile of a
       FlashAttention prompt kernel has a fixed cost (timing's ``attention_row_overhead``);
       ``moe_calls``: routed-expert blocks in the layer (1 for a MoE layer), each with a fixed
-      cost beyond its kernels (timing's ``moe_overhead``).
+      cost beyond its kernels (timing's ``moe_overhead``); ``expert_width``: the routed
+      experts' intermediate width on this device, intermediate / (devices per expert) (the
+      grouped GEMMs' N for gate / up and K for down; 0 for a layer without routed experts):
+      a narrow expert fills few output tiles, so its GEMMs run below the layer's rate
+      (timing's ``expert_half_width``).
     """
 
     flops: Int = 0
@@ -155,6 +159,7 @@ class LayerCost:
     attention_sequences: Int = 0
     attention_rows: Int = 0
     moe_calls: Int = 0
+    expert_width: Int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Plain ints (the JSON contract's per-phase object, less time)."""

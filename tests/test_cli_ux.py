@@ -74,8 +74,10 @@ def test_title_names_engine_and_mode(capsys):
 def test_ttft_and_tpot_explained(capsys):
     _, out, _ = run(capsys, "estimate", "llama-3.1-8b", "--hardware", "h100")
     lines = out.splitlines()
-    # h100's request_overhead = 0.0163 s and request_token_overhead = 2.19e-6 s (data/hardware.toml)
-    assert lines[-2] == ("TTFT = request overhead (16.3 ms) + the front end's 2.19 µs per prompt token + the steps "
+    # the line states h100's request_overhead (s) in ms and request_token_overhead (s) in µs
+    cal = mantile_core.get_hardware("h100").calibration
+    assert lines[-2] == (f"TTFT = request overhead ({cal.request_overhead * 1e3:.1f} ms) + the front end's "
+                         f"{cal.request_token_overhead * 1e6:.2f} µs per prompt token + the steps "
                          "already scheduled + the request's own prompt step + waiting for prompt capacity; the prefill "
                          "row costs every prompt in one step and is not a latency.")
     assert lines[-1] == ("TPOT = the mean step a decoding request sees: the decode step plus the prompts of arriving "

@@ -128,3 +128,14 @@ def test_cli_dp(capsys):
     assert main(["estimate", "mixtral-8x7b", "--hardware", "h100", "--tp", "2", "--dp", "3", "--ep", "4",
                  "--batch", "16"]) == 2
     assert "'ep' must divide tp*dp=6 (got 4)" in capsys.readouterr().err
+
+
+def test_a_benchmark_gives_each_attention_dp_group_its_share_of_the_prompts():
+    # a dense model's attention-DP groups are independent replicas (no MoE, no all-to-all): 16
+    # prompts at concurrency 8 over 2 groups is, for each group, 8 prompts at concurrency 4,
+    # the same benchmark as one replica of batch 4 given 8 prompts (2 waves, not 4)
+    model = mantile_core.load_model("llama-3.1-8b")
+    both = mantile_core.estimate(model, "h100", tp=1, dp=2, batch=8, input_len=512, output_len=256, prompts=16, engine="vllm")
+    one = mantile_core.estimate(model, "h100", tp=1, dp=1, batch=4, input_len=512, output_len=256, prompts=8, engine="vllm")
+    for metric in ("ttft_s", "tpot_s", "throughput_tok_s_per_gpu"):
+        assert getattr(both.serving, metric) == pytest.approx(getattr(one.serving, metric), rel=1e-12), metric

@@ -177,3 +177,57 @@ def test_estimate_json_carries_the_bands():
     for key in ("ttft_ms", "tpot_ms", "throughput_tok_s_per_gpu"):
         lo, hi = doc[f"{key}_band"]
         assert lo <= doc[key] <= hi and lo < hi
+
+
+def test_engine_default_figures_fill_only_what_a_gpu_does_not_state():
+    from mantile_core.engines import EngineProfile
+
+    engine = EngineProfile(name="toy-engine", calibration={"default": {"request_overhead": 0.5, "step_overhead": 7e-4}})
+    h100 = mantile_core.get_hardware("h100")  # hardware.toml states request_overhead, not step_overhead
+    assert "request_overhead" in h100.calibrated and "step_overhead" not in h100.calibrated
+    cal = engine.calibrated(h100).calibration
+    assert cal.request_overhead == h100.calibration.request_overhead
+    assert cal.step_overhead == 7e-4
+    a100 = mantile_core.get_hardware("a100")  # no serving calibration: both defaults apply
+    cal = engine.calibrated(a100).calibration
+    assert (cal.request_overhead, cal.step_overhead) == (0.5, 7e-4)
+    # a per-GPU entry still wins over everything
+    engine = EngineProfile(name="toy-engine", calibration={"default": {"step_overhead": 7e-4},
+                                                           "h100": {"step_overhead": 1e-3, "request_overhead": 0.1}})
+    cal = engine.calibrated(h100).calibration
+    assert (cal.request_overhead, cal.step_overhead) == (0.1, 1e-3)
+
+
+def test_allreduce_table_sizes_are_elements_of_their_dtype():
+    # aiconfigurator-core's all-reduce collector reduces a tensor of message_size elements:
+    # 2**20 bf16 elements over 8 GPUs move 2 MiB, the same time Mantile gives a 2 MiB payload
+    pandas = pytest.importorskip("pandas")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import kernel_fit
+    from mantile_core.timing import allreduce_seconds
+
+    df = pandas.DataFrame({"num_gpus": [8, 8], "message_size": [2**20, 2**20], "allreduce_dtype": ["bfloat16", "float32"]})
+    got = kernel_fit.allreduce_predict(df, TOY)
+    assert got[0] == pytest.approx(CAL.kernel_overhead + allreduce_seconds(2 * 2**20, 1, 8, TOY))
+    assert got[1] == pytest.approx(CAL.kernel_overhead + allreduce_seconds(4 * 2**20, 1, 8, TOY))
+
+
+def test_narrow_experts_run_their_gemms_slower():
+    # 1e12 GEMM FLOPs at 0.5 of 1e15 = 2 ms; an expert 360 columns wide per device with a
+    # half-rate width of 120 runs at 360 / 480 of that rate: 2 ms x 480 / 360 = 2.6667 ms;
+    # a layer without routed experts (width 0), or a calibration with the falloff off, keeps 2 ms
+    cal = attrs.evolve(CAL, gemm_half_rows=0.0, kernel_overhead=0.0, expert_half_width=120.0)
+    hw = attrs.evolve(TOY, calibration=cal)
+    moe = LayerCost(flops=10**12, matmul_flops=10**12, weight_bytes=10**6, expert_width=360)
+    assert layer_seconds(moe, ONE, hw) == pytest.approx(2e-3 * 480 / 360)
+    assert layer_seconds(attrs.evolve(moe, expert_width=0), ONE, hw) == pytest.approx(2e-3)
+    off = attrs.evolve(TOY, calibration=attrs.evolve(cal, expert_half_width=0.0))
+    assert layer_seconds(moe, ONE, off) == pytest.approx(2e-3)
+    # the core MoE layer reports its per-device expert width: intermediate / (tp / ep)
+    model = mantile_core.load_model("mixtral-8x7b")  # 14336-wide experts
+    layer = next(layer for layer, _ in model.unique_layers if layer.kind == "moe")
+    for tp, ep, width in ((1, 1, 14336), (8, 1, 1792), (8, 8, 14336), (8, 2, 3584)):
+        assert layer.cost(Step(batch=4, new_tokens=1, cached=0, tp=tp, ep=ep, policies={"causal": _full()})).expert_width == width

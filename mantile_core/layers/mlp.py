@@ -293,4 +293,5 @@ class MoE(Layer):
             kernels=5 + 3 * bool(self.shared_intermediate) + 1 * parallel + 2 * (dp > 1),
             gemm_dtype=self.expert_dtype.compute_name,
             moe_calls=1,
+            expert_width=inter,
         )

@@ -203,4 +203,5 @@ class NemotronMoE(Layer):
             kernels=5 + 2 * (self.latent > 0) + 2 + 1 * parallel,
             gemm_dtype=self.expert_dtype.compute_name,
             moe_calls=1,  # the routed-expert block's fixed cost, as the core MoE pays it
+            expert_width=inter,  # the routed experts' per-device intermediate (timing's width falloff)
         )

@@ -15,7 +15,9 @@ figure from kernels.toml or a documented constant; docs/timing.md explains every
   roofline time, CUDA-graph replay), ``eager_kernel_overhead`` (host seconds per kernel of a
   prompt step run without a graph), ``request_overhead`` (seconds of TTFT outside the steps),
   ``request_token_overhead`` (the front end's serial seconds per prompt token: tokenising and
-  processing the prompt in the API server's one thread; serving.py), and for TensorRT-LLM ``attention_dp_wait_steps`` (the attention-DP balancer's hold).
+  processing the prompt in the API server's one thread; serving.py), ``schedule_lag_steps``
+  (steps a new request waits before its prompt starts; NVIDIA engines only: ATOM keeps its
+  profile's 0.5), and for TensorRT-LLM ``attention_dp_wait_steps`` (the attention-DP balancer's hold).
 
 Families share what the same silicon shares: H100 and H200 (GH100, NVLink 4) share all but
 ``memory_efficiency``; the two engines on B200 share the GPU's figures. The reference
@@ -64,6 +66,9 @@ PARAMS = {
     "request_overhead": (1e-3, 0.2, 0.02),
     "request_token_overhead": (1e-8, 2e-5, 1e-6),
     "attention_dp_wait_steps": (0.5, 100.0, 10.0),
+    # steps a new request waits before its prompt starts: at least the running step's half, at
+    # most a few steps; centre vLLM's and TensorRT-LLM's 1.5 under asynchronous scheduling
+    "schedule_lag_steps": (0.5, 4.0, 1.5),
 }
 PRIOR_WEIGHT = 1e-3
 # The engine-level figure: ``step_overhead``, seconds per engine step outside the kernels
@@ -99,6 +104,7 @@ FAMILIES = {
         ("eager_kernel_overhead", "hopper vllm"): HOPPER_VLLM,
         ("request_overhead", "hopper vllm"): HOPPER_VLLM,
         ("request_token_overhead", "hopper vllm"): HOPPER_VLLM,
+        ("schedule_lag_steps", "hopper vllm"): HOPPER_VLLM,
     },
     "b200": {
         ("memory_efficiency", "b200"): B200_BOTH,
@@ -108,11 +114,13 @@ FAMILIES = {
         ("eager_kernel_overhead", "b200 vllm"): (("b200", "vllm"),),
         ("request_overhead", "b200 vllm"): (("b200", "vllm"),),
         ("request_token_overhead", "b200 vllm"): (("b200", "vllm"),),
+        ("schedule_lag_steps", "b200 vllm"): (("b200", "vllm"),),
         ("mixed_gemm_efficiency", "b200 trtllm"): (("b200", "trtllm"),),
         ("kernel_overhead", "b200 trtllm"): (("b200", "trtllm"),),
         ("eager_kernel_overhead", "b200 trtllm"): (("b200", "trtllm"),),
         ("request_overhead", "b200 trtllm"): (("b200", "trtllm"),),
         ("request_token_overhead", "b200 trtllm"): (("b200", "trtllm"),),
+        ("schedule_lag_steps", "b200 trtllm"): (("b200", "trtllm"),),
         ("attention_dp_wait_steps", "b200 trtllm"): (("b200", "trtllm"),),
     },
     "mi355x": {

@@ -11,6 +11,7 @@ An engine profile says how an engine runs a model on a GPU, as far as the cost m
   run eagerly); decode-only steps always replay one;
 - ``schedule_lag_steps``: steps a new request waits before its prompt starts (1.5 with
   asynchronous scheduling: the rest of the running step and the one scheduled behind it);
+  a GPU's calibration may state the value fitted on its serving rows instead;
 - ``kv_dtype`` / ``kv_policy`` / ``kv_block``: the KV cache it keeps (per hardware name, a
   ``default`` key for the others);
 - ``calibration``: per hardware name, overrides of that GPU's

@@ -83,6 +83,10 @@ class Calibration:
     - ``request_token_overhead``: seconds per prompt token of the serving front end's serial
       work on a request (tokenising and processing the prompt in the API server's one thread):
       adds to its TTFT, and requests that arrive together wait for one another (serving.py).
+    - ``schedule_lag_steps``: steps a new request waits before its prompt starts (None: the
+      engine profile's, e.g. vLLM's 1.5 under asynchronous scheduling: the rest of the running
+      step and the one scheduled behind it); fitted per GPU family and engine on the serving
+      rows, where it also carries what else in a request's wait grows with the step time.
     - ``attention_dp_wait_steps``: steps a prompt is held back under attention data
       parallelism so that every rank gets prompts together (TensorRT-LLM's attention-DP
       balancer); TTFT only, and only for deployments run with attention DP.
@@ -110,6 +114,7 @@ class Calibration:
     request_overhead: float = 0.0
     request_token_overhead: float = 0.0
     attention_dp_wait_steps: float = 0.0
+    schedule_lag_steps: float | None = None
 
 
 @attrs.frozen
@@ -197,7 +202,8 @@ def spec_problem(spec: HardwareSpec) -> str | None:
     cal = spec.calibration
     if not isinstance(cal, Calibration):
         return f"{spec.name}: calibration must be a Calibration (got {type(cal).__name__})"
-    optional = ("allreduce_latency", "kv_memory_efficiency", "mixed_memory_efficiency", "mixed_gemm_half_rows")  # None: fall back
+    optional = ("allreduce_latency", "kv_memory_efficiency", "mixed_memory_efficiency", "mixed_gemm_half_rows",
+                "schedule_lag_steps")  # None: fall back
     for field in attrs.fields(Calibration):
         value = getattr(cal, field.name)
         if value is None and field.name in optional:

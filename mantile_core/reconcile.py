@@ -345,7 +345,7 @@ def _predict_disaggregated(m, model, hw, dep, I, O, C, prompts) -> dict[str, flo
     token (three passes)."""
     from .engines import get_engine
     from .estimate import estimate
-    from .serving import host_floor_seconds, serve, step_kernels
+    from .serving import host_floor_seconds, schedule_lag, serve, step_kernels
 
     engine = get_engine(m.engine)
     budget = engine.max_batched_tokens
@@ -369,7 +369,7 @@ def _predict_disaggregated(m, model, hw, dep, I, O, C, prompts) -> dict[str, flo
                         devices=dep["prefill_gpus"] + dep["decode_gpus"], prefill_extra_s=delta,
                         max_batched_tokens=budget, prompts=prompts, request_overhead_s=cal.request_overhead,
                         request_token_s=cal.request_token_overhead,
-                        schedule_lag_steps=engine.schedule_lag_steps, mixed_prefill=False, host_floor_s=host,
+                        schedule_lag_steps=schedule_lag(cal, engine), mixed_prefill=False, host_floor_s=host,
                         prefill_instances=dep["prefill_gpus"], transfer_s=transfer,
                         output_devices=dep["decode_gpus"])
         waiting = float(serving.ttft_s) / float(serving.e2e_s)

@@ -351,6 +351,14 @@ def host_floor_seconds(kernels, prompt_tokens, graph_tokens, cal):
     return numpy.where(prompt_tokens > graph_tokens, kernels * cal.eager_kernel_overhead, 0.0)
 
 
+def schedule_lag(cal, engine) -> float:
+    """Steps a new request waits before its prompt starts: the calibration's fitted value when
+    it states one, else the engine profile's (ASYNC_SCHEDULING_LAG without a profile)."""
+    if cal.schedule_lag_steps is not None:
+        return cal.schedule_lag_steps
+    return ASYNC_SCHEDULING_LAG if engine is None else engine.schedule_lag_steps
+
+
 def phase_serving(phases, hw, *, counts=None, batch, input_len, output_len, devices, engine=None,
                   prompts=None, attention_dp=False) -> ServingTimes:
     """Serving times of a deployment from its costed steps (``phases.decode``,
@@ -386,6 +394,6 @@ def phase_serving(phases, hw, *, counts=None, batch, input_len, output_len, devi
                  max_batched_tokens=DEFAULT_BUDGET if engine is None else engine.max_batched_tokens,
                  prompts=prompts, request_overhead_s=cal.request_overhead,
                  request_token_s=cal.request_token_overhead,
-                 schedule_lag_steps=(ASYNC_SCHEDULING_LAG if engine is None else engine.schedule_lag_steps)
+                 schedule_lag_steps=schedule_lag(cal, engine)
                  + numpy.asarray(attention_dp, dtype=float) * cal.attention_dp_wait_steps,
                  mixed_prefill=mixed, host_floor_s=host, prompt_step_s=prompt_step)

@@ -231,3 +231,23 @@ def test_narrow_experts_run_their_gemms_slower():
     layer = next(layer for layer, _ in model.unique_layers if layer.kind == "moe")
     for tp, ep, width in ((1, 1, 14336), (8, 1, 1792), (8, 8, 14336), (8, 2, 3584)):
         assert layer.cost(Step(batch=4, new_tokens=1, cached=0, tp=tp, ep=ep, policies={"causal": _full()})).expert_width == width
+
+
+def test_a_calibrated_schedule_lag_replaces_the_engine_profiles():
+    from mantile_core.serving import ASYNC_SCHEDULING_LAG, schedule_lag
+
+    vllm = get_engine("vllm")
+    assert schedule_lag(Calibration(), vllm) == vllm.schedule_lag_steps
+    assert schedule_lag(Calibration(), None) == ASYNC_SCHEDULING_LAG
+    assert schedule_lag(Calibration(schedule_lag_steps=2.25), vllm) == 2.25
+    # one more step of lag adds one step to a request's TTFT (the mean step a decoding request
+    # sees: its TPOT); the longer request arrives a little less often, so the step, and the
+    # TPOT, can only shrink, by the arrivals' share (here 2e-5)
+    model = mantile_core.load_model("llama-3.1-8b")
+    h100 = mantile_core.get_hardware("h100")
+    base = mantile_core.estimate(model, attrs.evolve(h100, calibration=attrs.evolve(h100.calibration, schedule_lag_steps=1.0)),
+                                 batch=1, input_len=256, output_len=64, engine="vllm")
+    more = mantile_core.estimate(model, attrs.evolve(h100, calibration=attrs.evolve(h100.calibration, schedule_lag_steps=2.0)),
+                                 batch=1, input_len=256, output_len=64, engine="vllm")
+    assert base.serving.tpot_s * (1 - 1e-4) < more.serving.tpot_s <= base.serving.tpot_s
+    assert more.serving.ttft_s - base.serving.ttft_s == pytest.approx(base.serving.tpot_s, rel=1e-4)

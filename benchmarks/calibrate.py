@@ -153,14 +153,9 @@ class Group:
         self.I = numpy.array([mean_length(m.isl) for m in self.rows], dtype=float)
         self.O = numpy.array([mean_length(m.osl) for m in self.rows], dtype=float)
         self.C = numpy.array([m.concurrency for m in self.rows], dtype=float)
+        self.prompts = PROMPTS_PER_CONCURRENCY * self.C
         self.tp = numpy.array([d["tp"] for d in deployments], dtype=float)
-        self.dp = numpy.array([d.get("dp", 1) for d in deployments], dtype=float)
-        # under attention data parallelism the serving times are one group's: its share of the
-        # sequences and of the prompts (as estimate does)
-        self.group = numpy.ceil(self.C / self.dp)
-        self.prompts = numpy.ceil(PROMPTS_PER_CONCURRENCY * self.C / self.dp)
-        self.share = self.C / (self.group * self.dp)
-        estimates = [estimate(model, m.hardware, tp=d["tp"], ep=d["ep"], dp=d.get("dp", 1), batch=m.concurrency,
+        estimates = [estimate(model, m.hardware, tp=d["tp"], ep=d["ep"], batch=m.concurrency,
                               input_len=mean_length(m.isl), output_len=mean_length(m.osl), engine=m.engine)
                      for m, d in zip(self.rows, deployments)]
         self.attention_dp = numpy.array([d["attention_dp"] for d in deployments])
@@ -175,7 +170,7 @@ class Group:
                 per_row = [getattr(e, phase).costs[i] for e in estimates]
                 stacked = {f: numpy.array([float(getattr(c, f)) for c in per_row]) for f in fields}
                 costs.append(LayerCost(**stacked, gemm_dtype=per_row[0].gemm_dtype))
-            self.phases[phase] = SimpleNamespace(step=SimpleNamespace(tp=self.tp, dp=self.dp), costs=tuple(costs))
+            self.phases[phase] = SimpleNamespace(step=SimpleNamespace(tp=self.tp, dp=1), costs=tuple(costs))
         self.measured = {k: numpy.array([m.measured(k) for m in self.rows]) for k in
                          ("tpot_ms", "ttft_ms", "throughput_tok_s_per_gpu", "output_tok_s_per_gpu")}
 
@@ -193,11 +188,11 @@ class Group:
         hw = attrs.evolve(self.base_hw, calibration=calibration)
         phases = SimpleNamespace(decode=self._retime(self.phases["decode"], hw),
                                  request_prefill=self._retime(self.phases["request_prefill"], hw))
-        s = phase_serving(phases, hw, counts=self.counts, batch=self.group, input_len=self.I, output_len=self.O,
+        s = phase_serving(phases, hw, counts=self.counts, batch=self.C, input_len=self.I, output_len=self.O,
                           devices=self.tp, engine=self.engine, prompts=self.prompts, attention_dp=self.attention_dp)
         return {"tpot_ms": s.tpot_s * 1e3, "ttft_ms": s.ttft_s * 1e3,
-                "throughput_tok_s_per_gpu": s.throughput_tok_s_per_gpu * self.share,
-                "output_tok_s_per_gpu": s.output_tok_s_per_gpu * self.share}
+                "throughput_tok_s_per_gpu": s.throughput_tok_s_per_gpu,
+                "output_tok_s_per_gpu": s.output_tok_s_per_gpu}
 
 
 def nelder_mead(f, x0, *, step=0.3, iterations=600, tol=1e-7):
@@ -238,6 +233,31 @@ def nelder_mead(f, x0, *, step=0.3, iterations=600, tol=1e-7):
     return simplex[i], values[i]
 
 
+def unpack(names, bounds, z) -> dict:
+    """The parameter values of the optimiser's unbounded point ``z``: each squeezed into its
+    (lower, upper) bound in log space by a logistic."""
+    values = {}
+    for name, (lo, hi), zi in zip(names, bounds, z):
+        llo, lhi = math.log(lo), math.log(hi)
+        values[name] = math.exp(llo + (lhi - llo) / (1 + math.exp(-zi)))
+    return values
+
+
+def fit_loss(fits, values: dict, centres: dict) -> float:
+    """The fit's loss: the mean over the fitted rows of the squared log errors (``WEIGHTS``)
+    of each (group, mask of fitted rows, calibration) in ``fits``, plus the weak log-normal
+    prior of ``values`` around ``centres``."""
+    total, n = 0.0, 0
+    for group, mask, calibration in fits:
+        pred = group.predict(calibration)
+        for metric, w in WEIGHTS.items():
+            err = numpy.log(pred[metric][mask] / group.measured[metric][mask])
+            total += w * float(numpy.sum(err ** 2))
+        n += int(mask.sum())
+    prior = sum(PRIOR_WEIGHT * (math.log(values[name] / centres[name]) / math.log(2)) ** 2 for name in values)
+    return total / max(n, 1) + prior
+
+
 def fit_family(family: dict, groups: dict, *, fitted_keys=None, verbose=True):
     """Fit one family's parameters on the fitted rows of its groups ({(hw, engine): Group});
     returns ({(param, scope): value}, loss)."""
@@ -247,12 +267,7 @@ def fit_family(family: dict, groups: dict, *, fitted_keys=None, verbose=True):
     active = {key: (g, fitted_mask(g, fitted_keys)) for key, g in groups.items()
               if any(key in scopes for scopes in family.values())}
 
-    def unpack(z):
-        values = {}
-        for name, (lo, hi), zi in zip(names, bounds, z):
-            llo, lhi = math.log(lo), math.log(hi)
-            values[name] = math.exp(llo + (lhi - llo) / (1 + math.exp(-zi)))
-        return values
+    centres = {name: limits[name][2] for name in names}
 
     def pack(values):
         z = []
@@ -263,21 +278,13 @@ def fit_family(family: dict, groups: dict, *, fitted_keys=None, verbose=True):
         return numpy.array(z)
 
     def loss(z):
-        values = unpack(z)
-        total, n = 0.0, 0
-        for group, mask in active.values():
-            pred = group.predict(calibration_for(family, values, group))
-            for metric, w in WEIGHTS.items():
-                err = numpy.log(pred[metric][mask] / group.measured[metric][mask])
-                total += w * float(numpy.sum(err ** 2))
-            n += int(mask.sum())
-        prior = sum(PRIOR_WEIGHT * (math.log(values[name] / limits[name][2]) / math.log(2)) ** 2
-                    for name in names)
-        return total / max(n, 1) + prior
+        values = unpack(names, bounds, z)
+        return fit_loss([(group, mask, calibration_for(family, values, group)) for group, mask in active.values()],
+                        values, centres)
 
     t = time.time()
     rng = numpy.random.default_rng(0)
-    centre = pack({name: limits[name][2] for name in names})
+    centre = pack(centres)
     best_z, best = centre, math.inf
     # multi-start: the prior centre and seeded random points around it, each polished by
     # Nelder-Mead with restarts; the best wins
@@ -289,7 +296,7 @@ def fit_family(family: dict, groups: dict, *, fitted_keys=None, verbose=True):
             best_z, best = z, value
     if verbose:
         print(f"# fitted in {time.time() - t:.0f} s, loss {best:.5f}", file=sys.stderr)
-    return unpack(best_z), best
+    return unpack(names, bounds, best_z), best
 
 
 def table_calibration(key, engine_figures=None):
@@ -313,31 +320,23 @@ def fit_engines(groups: dict, *, fitted_keys=None, leave_out_gpu=None) -> dict:
         if key[0] != leave_out_gpu and table_calibration(key) is not None:
             engines.setdefault(key[1], []).append(group)
     names = list(ENGINE_PARAMS)
-    logs = [(math.log(lo), math.log(hi)) for lo, hi, _ in ENGINE_PARAMS.values()]
+    bounds = [(lo, hi) for lo, hi, _ in ENGINE_PARAMS.values()]
+    centres = {name: centre for name, (_, _, centre) in ENGINE_PARAMS.items()}
     out = {}
     for engine, members in engines.items():
         masks = [fitted_mask(g, fitted_keys) for g in members]
         if not any(m.any() for m in masks):
             continue
 
-        def unpack(z):
-            return {n: math.exp(lo + (hi - lo) / (1 + math.exp(-zi))) for n, (lo, hi), zi in zip(names, logs, z)}
-
         def loss(z, members=members, masks=masks):
-            values = unpack(z)
-            total, n = 0.0, 0
-            for group, mask in zip(members, masks):
-                pred = group.predict(table_calibration((group.hardware, group.engine_name), values))
-                for metric, w in WEIGHTS.items():
-                    total += w * float(numpy.sum(numpy.log(pred[metric][mask] / group.measured[metric][mask]) ** 2))
-                n += int(mask.sum())
-            prior = sum(PRIOR_WEIGHT * (math.log(values[k] / ENGINE_PARAMS[k][2]) / math.log(2)) ** 2 for k in names)
-            return total / max(n, 1) + prior
+            values = unpack(names, bounds, z)
+            return fit_loss([(group, mask, table_calibration((group.hardware, group.engine_name), values))
+                             for group, mask in zip(members, masks)], values, centres)
 
         z = numpy.zeros(len(names))
         for attempt in range(3):
             z, _ = nelder_mead(loss, z, step=1.0 if attempt == 0 else 0.3, iterations=400)
-        out[engine] = unpack(z)
+        out[engine] = unpack(names, bounds, z)
     return out
 
 

@@ -95,12 +95,13 @@ def no_serving_predictions(groups):
     tables, the engine defaults, and the engine's step overhead fitted on the other GPUs'
     rows (step overhead and request figures; ENGINE_DEFAULTS and the Calibration default
     where no other GPU runs the engine)."""
-    predictions = {}
+    predictions, left_out = {}, {}
     for key, group in groups.items():
         if calibrate.table_calibration(key) is None:
             continue
-        engines = calibrate.fit_engines(groups, leave_out_gpu=key[0])
-        predictions[key] = group.predict(calibrate.table_calibration(key, engines.get(key[1])))
+        if key[0] not in left_out:  # one fit per GPU left out, whichever of its engines asks
+            left_out[key[0]] = calibrate.fit_engines(groups, leave_out_gpu=key[0])
+        predictions[key] = group.predict(calibrate.table_calibration(key, left_out[key[0]].get(key[1])))
     return predictions
 
 

@@ -225,9 +225,8 @@ def moe_costs(df, model_name: str):
     active = numpy.minimum(local, tokens * layer.top_k)
     # the tables time the MoE kernels alone: no all-reduce of the layer's output (its kernel
     # and its transfer are the all-reduce stage's)
-    parallel = tp > 1
-    return attrs.evolve(cost, weight_bytes=dense + active * per_expert, comm_bytes=0 * cost.comm_bytes,
-                        collectives=0 * parallel, kernels=cost.kernels - parallel)
+    return attrs.evolve(cost, weight_bytes=dense + active * per_expert, comm_bytes=0, collectives=0,
+                        kernels=cost.kernels - (tp > 1))
 
 
 def predict_seconds(cost, hw, tp=1):

@@ -241,7 +241,7 @@ def evaluate(model: Model, settings: Settings, *, tp, ep, batch, input_len, outp
     benchmark of ``prompts`` gives each group its share, ⌈prompts/dp⌉, at its concurrency."""
     hw = settings.hardware
     if prompts is not None:
-        prompts = -(-prompts // dp)
+        prompts = group_batch(prompts, dp)  # the busiest group's share, ⌈prompts/dp⌉
     phases = cost_phases(model, hw, tp=tp, ep=ep, batch=batch, input_len=input_len, output_len=output_len,
                          context=context, policies=settings.policies, act_dtype=settings.act_dtype,
                          kv_dtype=settings.kv_dtype, kv_block=settings.kv_block, batch_prefill=batch_prefill,

@@ -238,14 +238,14 @@ def kernel_figures() -> dict:
         return tomllib.load(handle)
 
 
-@functools.lru_cache(maxsize=None)
 def reference_engine_figures() -> dict:
     """The reference engine's own figures for every GPU (``engines.toml``
     ``[vllm.calibration.default]``: its step overhead): a GPU's bundled calibration is its
     calibration under that engine, so it holds them unless hardware.toml states its own."""
-    with (DATA.parent / "engines.toml").open("rb") as handle:
-        table = tomllib.load(handle)
-    return dict(table.get(REFERENCE_ENGINE, {}).get("calibration", {}).get("default", {}))
+    from .engines import bundled_engines  # engines imports this module: read at call time
+
+    reference = bundled_engines().get(REFERENCE_ENGINE)
+    return dict(reference.calibration.get("default", {})) if reference else {}
 
 
 def kernel_calibration(hardware: str, engine: str) -> dict:

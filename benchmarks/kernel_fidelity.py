@@ -95,7 +95,7 @@ def main(argv=None) -> int:
             rows = model_rows(hardware, engine, model)
             if not rows:
                 continue
-            fitted = kf.fit_gpu(hardware, engine, exclude=(model,), verbose=False)
+            fitted = kf.fit_gpu(hardware, engine, exclude=(model,), verbose=False, served_moe=False)
             if fitted is None:
                 continue
             hw = kf._hw(hardware, fitted[0], engine)

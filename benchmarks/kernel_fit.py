@@ -29,6 +29,12 @@ is exactly what the estimator uses. Stages, each with the earlier stages' values
    streaming), ``moe_overhead`` (the block's fixed cost per call beyond its kernels') and,
    where the table measures three or more TP sizes, ``expert_half_width`` (the expert width
    per GPU at which the grouped GEMMs run at half rate; ≤ 2048 columns).
+   4b. Where the served runs used another MoE kernel that the tables time only at another
+   model's shape (``SERVED_MOE``: Marlin on H100/H200 under vLLM), the compute side
+   (``mixed_gemm_efficiency``, ``mixed_gemm_half_rows``, ``expert_half_width``) is refitted on
+   that kernel's rows, costed at their own shape, where every expert is active (T·k ≥ E);
+   its fixed cost and weight streaming stay the GPT-OSS-shape rows' (a call's fixed cost at
+   896 experts and top-16 is not the fixed cost at 128 and top-4).
 5. All-reduce (the engine's custom all-reduce, CUDA-graph backend where there is one):
    ``allreduce_latency`` and ``allreduce_efficiency``.
 
@@ -84,6 +90,10 @@ ENGINES = ("vllm", "trtllm")
 # versions on one and at one on the other would give the two chips different kernels, so both
 # read the oldest version measured on both)
 SILICON = {"h100": ("h100_sxm", "h200_sxm"), "h200": ("h100_sxm", "h200_sxm")}
+# the MoE kernel the serving rows ran, where the tables time it only at another shape: on
+# Hopper, vLLM served GPT-OSS's MXFP4 experts through Marlin (4-bit weights, bf16 activations;
+# shared/data/README.md), which aiconfigurator times at hidden 3584, 896 experts, top-16
+SERVED_MOE = {("h100", "vllm"): "marlin", ("h200", "vllm"): "marlin"}
 # bytes per element of the all-reduce tables' dtype (their message_size counts elements: the
 # collector all-reduces a tensor of message_size elements)
 ELEMENT_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float32": 4, "float": 4}
@@ -142,14 +152,25 @@ def table(system: str, op: str, engine: str, name: str, want=None, *, silicon=()
 
 
 def _hw(name: str, values: dict, engine: str):
+    """``name`` under ``engine`` with the candidate ``values``, starting from the datasheet and
+    what hardware.toml and engines.toml state: the figures kernels.toml (this script's own
+    previous output) holds are reset to the Calibration defaults, so a figure no stage of this
+    fit sets does not carry over from the last run and a rerun writes the same file."""
     import attrs
 
     from mantile_core import get_hardware
     from mantile_core.engines import get_engine
+    from mantile_core.hardware import REFERENCE_ENGINE, Calibration, kernel_calibration
 
     hw = get_hardware(name)
-    hw = get_engine(engine).calibrated(hw) if engine in ("vllm", "trtllm") else hw
-    return attrs.evolve(hw, calibration=attrs.evolve(hw.calibration, **values))
+    stated = set(hw.calibrated)
+    if engine in ENGINES:
+        profile = get_engine(engine)
+        stated |= set(profile.calibration.get(name, {}))
+        hw = profile.calibrated(hw)
+    previous = (set(kernel_calibration(name, REFERENCE_ENGINE)) | set(kernel_calibration(name, engine))) - stated
+    defaults = {f.name: f.default for f in attrs.fields(Calibration) if f.name in previous}
+    return attrs.evolve(hw, calibration=attrs.evolve(hw.calibration, **(defaults | values)))
 
 
 def gemm_costs(df):
@@ -199,7 +220,25 @@ def context_attention_costs(df):
                      kernels=numpy.ones_like(b), attention_sequences=b * kv, attention_rows=b * s * h)
 
 
-def moe_costs(df, model_name: str):
+def shaped_moe_model(hidden: int, inter: int, experts: int, top_k: int):
+    """GPT-OSS-120B with its MoE reshaped to a kernel table's own shape (hidden width, expert
+    width, experts, top-k): for a kernel the tables time only at another model's shape."""
+    import json
+    import tempfile
+
+    from mantile_core import load_model
+    from mantile_core.model import DATA
+
+    config = json.loads((DATA / "gpt-oss-120b.json").read_text())
+    config.update(hidden_size=int(hidden), intermediate_size=int(inter), num_local_experts=int(experts),
+                  num_experts_per_tok=int(top_k))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.json"
+        path.write_text(json.dumps(config))
+        return load_model(path)
+
+
+def moe_costs(df, model):
     """The MoE layer of the bundled model, costed by Mantile, for each row's tokens / TP / EP,
     with the experts the table's routing activates. The tables' ``balanced`` rows spread the
     T·k token-expert assignments evenly: min(E_local, T·k) experts each get ⌈T·k/E⌉ tokens
@@ -211,7 +250,7 @@ def moe_costs(df, model_name: str):
     from mantile_core import load_model
     from mantile_core.workload import Step
 
-    model = load_model(model_name)
+    model = load_model(model) if isinstance(model, str) else model
     layer = next(layer for layer, _ in model.unique_layers if layer.kind == "moe")
     # the table's (moe_tp, moe_ep) over moe_tp·moe_ep GPUs is Mantile's tp = moe_tp·moe_ep
     # with ep = moe_ep (experts split ep ways, each expert's width tp/ep ways)
@@ -299,9 +338,10 @@ def _excluded_shapes(models):
     return gemm, attn, moe
 
 
-def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
+def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True, served_moe=True):
     """Fit one GPU under one engine; returns (values, provenance, bounds hit, errors) or None
-    when the tables lack the GEMM or attention op."""
+    when the tables lack the GEMM or attention op. ``served_moe=False`` skips stage 4b (the
+    per-kernel fidelity report compares the kernel timed at the models' own shapes)."""
     from mantile_core import get_hardware
 
     system = SYSTEMS[hardware]
@@ -486,6 +526,33 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True):
                  f"shapes ({', '.join(str(len(p)) for p, _ in parts)} rows by model); bounds: mixed_gemm_efficiency <= 1, "
                  f"mixed_gemm_half_rows <= 256, mixed_memory_efficiency <= {mem_hi:.3f} (memory_efficiency's bound), "
                  f"moe_overhead <= {moe_hi * 1e6:.2f} us (fastest MoE call less its kernels' kernel_overhead)")
+
+    # 4b. the MoE kernel the serving runs used, timed at another shape ----------------------------
+    served = SERVED_MOE.get((hardware, engine)) if served_moe and mdf is not None else None
+    if served:
+        sdf, spath = table(system, "moe", engine, "moe_perf.parquet", silicon=silicon, want=
+                           lambda d: d.kernel_source.str.contains(served) & (d.moe_dtype == "w4a16_mxfp4")
+                           & (d.distribution == "balanced") & (d.moe_ep_size == 1) & (d.num_tokens <= 16384)
+                           & (d.moe_tp_size <= 8) & (d.num_tokens * d.topk >= d.num_experts))
+        if sdf is not None:
+            shape = sdf.iloc[0]
+            if sdf[["hidden_size", "inter_size", "num_experts", "topk"]].nunique().max() > 1:
+                raise SystemExit(f"{spath}: {served} rows at more than one shape")
+            scosts = moe_costs(sdf, shaped_moe_model(shape.hidden_size, shape.inter_size, shape.num_experts, shape.topk))
+            stp = sdf.moe_tp_size.to_numpy()
+            names = [n for n in ("mixed_gemm_efficiency", "mixed_gemm_half_rows", "expert_half_width") if n in values]
+            limits = {"mixed_gemm_efficiency": (0.02, 1.0), "mixed_gemm_half_rows": (0.0, 256.0),
+                      "expert_half_width": (0.0, 2048.0)}
+            bounds = [limits[n] for n in names]
+            v, rms = fit(names, bounds, [values[n] for n in names],
+                         lambda x: predict_seconds(scosts, _hw(hardware, values | x, engine), tp=stp), sdf.latency.to_numpy() * 1e-3)
+            check("moe", v, bounds)
+            values.update(v)
+            errors["moe_served"] = rms
+            note("moe_served", spath, len(sdf), f", kernel {sdf.kernel_source.iloc[0]} (the served runs' MoE kernel), "
+                 f"w4a16_mxfp4 at hidden {shape.hidden_size}, expert width {shape.inter_size}, {shape.num_experts} "
+                 f"experts, top-{shape.topk}, T·k >= E; refits {', '.join(names)} with the fixed cost and weight "
+                 "streaming of the GPT-OSS-shape rows")
 
     # 5. all-reduce -----------------------------------------------------------------------------
     want = (lambda d: d.kernel_source.str.contains("graph")) if engine == "vllm" else (lambda d: d.kernel_source == "TRTLLM")

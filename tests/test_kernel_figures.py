@@ -251,3 +251,52 @@ def test_a_calibrated_schedule_lag_replaces_the_engine_profiles():
                                  batch=1, input_len=256, output_len=64, engine="vllm")
     assert base.serving.tpot_s * (1 - 1e-4) < more.serving.tpot_s <= base.serving.tpot_s
     assert more.serving.ttft_s - base.serving.ttft_s == pytest.approx(base.serving.tpot_s, rel=1e-4)
+
+
+def _kernel_fit():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import kernel_fit
+
+    return kernel_fit
+
+
+def test_a_table_shape_is_costed_as_that_shape_under_balanced_routing():
+    # aiconfigurator times Hopper's Marlin MoE only at hidden 3584, expert width 3072, 896
+    # experts, top-16; the fit costs those rows with GPT-OSS's MoE at that shape. Balanced
+    # routing: 1 token touches its 16 experts, 64 tokens (1024 assignments) touch all 896
+    pandas = pytest.importorskip("pandas")
+    kernel_fit = _kernel_fit()
+    model = kernel_fit.shaped_moe_model(3584, 3072, 896, 16)
+    layer = next(layer for layer, _ in model.unique_layers if layer.kind == "moe")
+    assert (layer.hidden, layer.experts, layer.top_k) == (3584, 896, 16)
+    rows = pandas.DataFrame({"num_tokens": [1, 64, 64], "moe_tp_size": [1, 1, 4], "moe_ep_size": [1, 1, 1]})
+    costs = kernel_fit.moe_costs(rows, model)
+    # an expert: gate/up (3584 x 6144) and down (3072 x 3584) in MXFP4 at 4.25 bits, plus bf16
+    # biases (6144 + 3584): 17,566,720 bytes; the router (3584 x 896 and its bias, bf16): 6,424,320
+    expert, router = 3 * 3072 * 3584 * 4.25 / 8 + (6144 + 3584) * 2, (3584 * 896 + 896) * 2
+    assert costs.weight_bytes[0] == pytest.approx(router + 16 * expert)
+    assert costs.weight_bytes[1] == pytest.approx(router + 896 * expert)
+    # 3072 columns per expert at TP 1, a quarter of them at TP 4
+    assert list(costs.expert_width) == [3072, 3072, 768]
+    # one token: 2 FLOPs x (3 x 3072 x 3584 per expert x 16 experts + the router's 3584 x 896)
+    assert costs.matmul_flops[0] == pytest.approx(2 * (16 * 3 * 3072 * 3584 + 3584 * 896))
+
+
+def test_kernel_fit_starts_from_the_datasheet_not_from_its_previous_output():
+    # kernels.toml is kernel_fit's own output: a figure no stage of a fit sets (TensorRT-LLM's
+    # H100 MoE table has too few TP sizes for expert_half_width) must not come from the last run
+    kernel_fit = _kernel_fit()
+    from mantile_core.hardware import REFERENCE_ENGINE
+
+    h100 = mantile_core.get_hardware("h100")
+    start = kernel_fit._hw("h100", {}, "trtllm").calibration
+    fitted = (set(kernel_calibration("h100", REFERENCE_ENGINE)) | set(kernel_calibration("h100", "trtllm"))) - h100.calibrated
+    assert "expert_half_width" in fitted and h100.calibration.expert_half_width != Calibration().expert_half_width
+    for name in fitted:
+        assert getattr(start, name) == getattr(Calibration(), name), name
+    # what hardware.toml states stays (H100's serving-fitted memory efficiency)
+    assert "memory_efficiency" in h100.calibrated
+    assert start.memory_efficiency == h100.calibration.memory_efficiency

@@ -85,7 +85,10 @@ def main(argv=None) -> int:
              f"({kf.aic_version()}). For each GPU / engine and bundled model, the kernel-level parameters are refitted "
              "with the model's shapes held out (`kernel_fit.py --exclude-model`), then each measured row of the "
              "model's shapes (GEMM (n, k) and attention (heads, KV heads, head_dim) at TP 1–8; the MoE for GPT-OSS) "
-             "is predicted by `mantile_core.timing`. Cells: median |error| % (rows).", ""]
+             "is predicted by `mantile_core.timing`. Cells: median |error| % (rows). The MoE cells are the kernel "
+             "the tables time at GPT-OSS's shapes (on Hopper, vLLM's Triton kernel); kernels.toml then refits "
+             "Hopper's MoE compute side on the Marlin kernel the served runs used (`kernel_fit.py` stage 4b), "
+             "which the tables time at one other shape only, so it has no held-out model.", ""]
     kinds = ("GEMM", "decode attention", "context attention", "MoE")
     all_errors = {k: [] for k in kinds}
     for hardware, engine in TARGETS:

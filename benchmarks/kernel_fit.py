@@ -254,9 +254,9 @@ def moe_costs(df, model):
     layer = next(layer for layer, _ in model.unique_layers if layer.kind == "moe")
     # the table's (moe_tp, moe_ep) over moe_tp·moe_ep GPUs is Mantile's tp = moe_tp·moe_ep
     # with ep = moe_ep (experts split ep ways, each expert's width tp/ep ways)
-    ep = df["moe_ep_size"].to_numpy(dtype=numpy.int64)
-    tokens = df["num_tokens"].to_numpy(dtype=numpy.int64)
-    tp = df["moe_tp_size"].to_numpy(dtype=numpy.int64) * ep
+    ep = numpy.asarray(df["moe_ep_size"], dtype=numpy.int64)
+    tokens = numpy.asarray(df["num_tokens"], dtype=numpy.int64)
+    tp = numpy.asarray(df["moe_tp_size"], dtype=numpy.int64) * ep
     cost = layer.cost(Step(batch=tokens, new_tokens=1, cached=0, tp=tp, ep=ep))
     local = layer.experts // ep
     dense = layer._dense_bytes(layer.shared_intermediate // tp)

@@ -301,3 +301,24 @@ def test_kernel_fit_starts_from_the_datasheet_not_from_its_previous_output():
     # what hardware.toml states stays (H100's serving-fitted memory efficiency)
     assert "memory_efficiency" in h100.calibrated
     assert start.memory_efficiency == h100.calibration.memory_efficiency
+
+
+def test_cross_validation_pools_every_gpus_held_out_rows():
+    # a MAPE is a mean over rows: 10 rows at 2 % and 30 at 6 % are 40 rows at 5 %; a GPU
+    # without held-out rows (or without predictions) does not count
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import crossval
+
+    nan = float("nan")
+    errs = {"h100": {"tpot_ms": 2.0, "ttft_ms": 10.0, "throughput_tok_s_per_gpu": 1.0, "rows": 10},
+            "h200": {"tpot_ms": 6.0, "ttft_ms": 2.0, "throughput_tok_s_per_gpu": 5.0, "rows": 30},
+            "b200": {"tpot_ms": 50.0, "ttft_ms": 50.0, "throughput_tok_s_per_gpu": 50.0, "rows": 0},
+            "mi355x": {"tpot_ms": nan, "ttft_ms": nan, "throughput_tok_s_per_gpu": nan, "rows": 5}}
+    got = crossval.pooled(errs)
+    assert got["rows"] == 40
+    assert (got["tpot_ms"], got["ttft_ms"], got["throughput_tok_s_per_gpu"]) == pytest.approx((5.0, 4.0, 4.0))
+    none = crossval.pooled({g: dict(e, rows=0) for g, e in errs.items()})
+    assert none["rows"] == 0 and none["tpot_ms"] != none["tpot_ms"]

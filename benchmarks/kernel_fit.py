@@ -96,6 +96,10 @@ SILICON = {"h100": ("h100_sxm", "h200_sxm"), "h200": ("h100_sxm", "h200_sxm")}
 SERVED_MOE = {("h100", "vllm"): "marlin", ("h200", "vllm"): "marlin"}
 # bytes per element of the all-reduce tables' dtype (their message_size counts elements: the
 # collector all-reduces a tensor of message_size elements)
+# the expert GEMMs' compute-side parameters and their bounds: the efficiency at most the peak,
+# the falloff by rows at most the largest M tile, the half-rate expert width at most 2048 columns
+MOE_COMPUTE_BOUNDS = {"mixed_gemm_efficiency": (0.02, 1.0), "mixed_gemm_half_rows": (0.0, 256.0),
+                      "expert_half_width": (0.0, 2048.0)}
 ELEMENT_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float32": 4, "float": 4}
 LARGE_BYTES = 256e6
 MODELS = ("gpt-oss-120b", "gpt-oss-20b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.2-1b", "mistral-7b",
@@ -509,13 +513,14 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True, served_moe=
             moe_hi = max(float(numpy.min(measured - kernels * values["kernel_overhead"])), 1e-9)
             mem_hi = upper["memory_efficiency"]
             names = ["mixed_gemm_efficiency", "mixed_gemm_half_rows", "mixed_memory_efficiency", "moe_overhead"]
-            bounds = [(0.02, 1.0), (0.0, 256.0), (0.1, mem_hi), (0.0, moe_hi)]
+            bounds = [MOE_COMPUTE_BOUNDS["mixed_gemm_efficiency"], MOE_COMPUTE_BOUNDS["mixed_gemm_half_rows"],
+                      (0.1, mem_hi), (0.0, moe_hi)]
             start = [0.3, 16.0, 0.5 * mem_hi, 0.5 * moe_hi]
             # the expert-width falloff where the table measures several expert widths (TP sizes);
             # elsewhere the Calibration default (256 columns, one output tile) stands
             if len(set(numpy.concatenate([p.moe_tp_size.to_numpy() for p, _ in parts]))) >= 3:
                 names.append("expert_half_width")
-                bounds.append((0.0, 2048.0))
+                bounds.append(MOE_COMPUTE_BOUNDS["expert_half_width"])
                 start.append(256.0)
             v, rms = fit(names, bounds, start, moe_predict, measured)
             check("moe", v, bounds)
@@ -540,10 +545,8 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True, served_moe=
                 raise SystemExit(f"{spath}: {served} rows at more than one shape")
             scosts = moe_costs(sdf, shaped_moe_model(shape.hidden_size, shape.inter_size, shape.num_experts, shape.topk))
             stp = sdf.moe_tp_size.to_numpy()
-            names = [n for n in ("mixed_gemm_efficiency", "mixed_gemm_half_rows", "expert_half_width") if n in values]
-            limits = {"mixed_gemm_efficiency": (0.02, 1.0), "mixed_gemm_half_rows": (0.0, 256.0),
-                      "expert_half_width": (0.0, 2048.0)}
-            bounds = [limits[n] for n in names]
+            names = [n for n in MOE_COMPUTE_BOUNDS if n in values]
+            bounds = [MOE_COMPUTE_BOUNDS[n] for n in names]
             v, rms = fit(names, bounds, [values[n] for n in names],
                          lambda x: predict_seconds(scosts, _hw(hardware, values | x, engine), tp=stp), sdf.latency.to_numpy() * 1e-3)
             check("moe", v, bounds)

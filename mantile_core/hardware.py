@@ -257,12 +257,14 @@ def kernel_calibration(hardware: str, engine: str) -> dict:
 
 
 def _spec(name: str, entry: dict) -> HardwareSpec:
-    # the reference engine's fitted kernel figures and its own figures (engines.toml), then what
-    # hardware.toml states (serving-level
-    # figures, and kernel-level ones for GPUs the tables do not cover)
-    # less the kernel figures of table kernels the GPU's serving runs did not use (skip_kernel_figures)
+    # the reference engine's fitted kernel figures (those of ``kernel_figures_of``, a GPU of the
+    # same silicon, where the tables do not cover this one) and its own figures (engines.toml),
+    # then what hardware.toml states (serving-level figures, and kernel-level ones for GPUs the
+    # tables do not cover) less the kernel figures of table kernels the GPU's serving runs did
+    # not use (skip_kernel_figures)
     skipped = set(entry.get("skip_kernel_figures", ()))
-    kernels = {k: v for k, v in kernel_calibration(name, REFERENCE_ENGINE).items() if k not in skipped}
+    measured_as = entry.get("kernel_figures_of", name)
+    kernels = {k: v for k, v in kernel_calibration(measured_as, REFERENCE_ENGINE).items() if k not in skipped}
     calibration = Calibration(**(kernels | reference_engine_figures() | entry.get("calibration", {})))
     return HardwareSpec(
         name=name,

@@ -322,3 +322,24 @@ def test_cross_validation_pools_every_gpus_held_out_rows():
     assert (got["tpot_ms"], got["ttft_ms"], got["throughput_tok_s_per_gpu"]) == pytest.approx((5.0, 4.0, 4.0))
     none = crossval.pooled({g: dict(e, rows=0) for g, e in errs.items()})
     assert none["rows"] == 0 and none["tpot_ms"] != none["tpot_ms"]
+
+
+def test_a_gpu_without_tables_takes_its_silicons_kernel_figures():
+    # the H100 PCIe (no tables) runs on the H100 SXM's fitted kernel figures, less the all-reduce
+    # ones measured on NVLink, with its own prompt-row cost stated; so the same fractions of its
+    # own, lower datasheet peaks, and never faster than the SXM part
+    from mantile_core.hardware import REFERENCE_ENGINE
+
+    pcie, sxm = mantile_core.get_hardware("h100-pcie"), mantile_core.get_hardware("h100")
+    figures = kernel_calibration("h100", REFERENCE_ENGINE)
+    for name, value in figures.items():
+        if name in ("allreduce_latency", "allreduce_efficiency", "attention_row_overhead"):
+            continue
+        assert getattr(pcie.calibration, name) == value, name
+    assert pcie.calibration.allreduce_latency == Calibration().allreduce_latency
+    assert pcie.calibration.allreduce_efficiency == Calibration().allreduce_efficiency
+    assert pcie.calibration.attention_row_overhead == pytest.approx(figures["attention_row_overhead"] * 989 / 756, rel=0.01)
+    model = mantile_core.load_model("llama-3.1-8b")
+    slow = mantile_core.estimate(model, pcie, batch=8, input_len=2048, output_len=128, engine="vllm")
+    fast = mantile_core.estimate(model, sxm, batch=8, input_len=2048, output_len=128, engine="vllm")
+    assert slow.serving.tpot_s > fast.serving.tpot_s and slow.request_prefill.seconds_total > fast.request_prefill.seconds_total

@@ -246,3 +246,24 @@ def test_cli_plot(tmp_path):
     assert main(["sweep", "llama-3.1-8b", "--hardware", "h100,b200", "--batch", "1:256:x2", "--max-tpot-ms", "15",
                  "--plot", str(path), "--rows", "0"]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_equals_estimate_where_the_fixed_point_converges_slowly():
+    # 32k prompts at 64 sequences keep MI355X's steps ~96 % on prompts: the damped iteration
+    # is still moving after serving.ITERATIONS there, and those points iterate on, in a sweep
+    # (alone) as in an estimate, to the same figures; their TPOT grows with the context
+    from mantile_core import serving
+
+    model = mantile_core.load_model("mistral-7b")
+    result = mantile_core.sweep(model, "mi355x", tp="2", batch="8,64", input_len="16384,32768", output_len="181")
+    assert_sweep_matches_estimate(model, result, samples=len(result), seed=2)
+    e = mantile_core.estimate(model, "mi355x", tp=2, batch=64, input_len=32768, output_len=181)
+    assert float(e.serving.prefill_share) > 0.9
+    # converged: one more pass of the fixed point moves nothing (well within its 1e-8 step)
+    again = serving.ITERATIONS
+    try:
+        serving.ITERATIONS = serving.MAX_ITERATIONS
+        assert float(mantile_core.estimate(model, "mi355x", tp=2, batch=64, input_len=32768,
+                                           output_len=181).serving.tpot_s) == pytest.approx(float(e.serving.tpot_s), rel=1e-7)
+    finally:
+        serving.ITERATIONS = again

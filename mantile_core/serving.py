@@ -50,8 +50,8 @@ Steady state (a closed system: requests complete at λ = C / E2E per second):
   waits the whole deficit of the slower of the two, relu(C·max(s, h) − Z) (Z the rest of its
   cycle), plus both queues' collisions s/2·min(ρ, √C), ρ = λ·s (and h's), so a cycle lasts at
   least C·max(s, h) and requests complete no faster than the bottleneck's capacity;
-- E2E = TTFT + (O − 1)·τ, solved by damped fixed-point iteration (until E2E and τ move by
-  under 1e-8 in a step: at least ``ITERATIONS`` steps, at most ``MAX_ITERATIONS``);
+- E2E = TTFT + (O − 1)·τ, solved by damped fixed-point iteration: ``ITERATIONS`` steps, and
+  ``MAX_ITERATIONS`` in all where E2E or τ still moved by 1e-8 or more in the last of them;
 - throughput per GPU = C·(I + O)/E2E/devices, output tokens per GPU = C·O/E2E/devices.
 
 A benchmark of N prompts (``prompts``; InferenceMAX sends N = 10·C) runs K = N/C waves. The
@@ -300,7 +300,10 @@ def serve(prefill_request_s, decode_step_s, *, batch, input_len, output_len, dev
         slow = numpy.broadcast_to(change >= CONVERGED, shape)
         if slow.any():
             at = numpy.nonzero(slow)
-            pick = lambda v: numpy.broadcast_to(v, shape)[at] if numpy.ndim(v) else v  # noqa: E731
+
+            def pick(value):
+                return numpy.broadcast_to(value, shape)[at] if numpy.ndim(value) else value
+
             sub = SimpleNamespace(**{name: pick(v) for name, v in vars(q).items()})
             done = iterate(sub, *(pick(v) for v in state[:5]), MAX_ITERATIONS - ITERATIONS)
             e2e, tau, ttft, share = (numpy.array(numpy.broadcast_to(v, shape)) for v in (e2e, tau, ttft, share))

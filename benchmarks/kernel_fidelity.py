@@ -67,9 +67,7 @@ def model_rows(hardware: str, engine: str, model: str):
                               & (d.distribution == "balanced") & (d.moe_ep_size == 1) & (d.num_tokens <= 16384)
                               & (d.moe_tp_size <= 8))
             if mdf is not None:
-                sources = mdf.kernel_source.value_counts()
-                pick = [s for s in sources.index if "marlin" in s] if not hardware.startswith("b") else []
-                mdf = mdf[mdf.kernel_source == (pick[0] if pick else sources.index[0])]
+                mdf = mdf[mdf.kernel_source == mdf.kernel_source.value_counts().index[0]]  # as kernel_fit's stage 4
                 out["MoE"] = (mdf, kf.moe_costs(mdf, model), mdf.moe_tp_size.to_numpy())
                 break
     return out

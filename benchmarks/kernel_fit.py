@@ -489,9 +489,9 @@ def fit_gpu(hardware: str, engine: str, *, exclude=(), verbose=True, served_moe=
         if mdf is not None:
             break
     if mdf is not None:
-        sources = mdf.kernel_source.value_counts()
-        pick = [s for s in sources.index if "marlin" in s] if not blackwell else []
-        source = pick[0] if pick else sources.index[0]
+        # the kernel the table times most at GPT-OSS's shapes; a served kernel timed only at
+        # another shape is stage 4b's (SERVED_MOE)
+        source = mdf.kernel_source.value_counts().index[0]
         mdf = mdf[(mdf.kernel_source == source) & (mdf.num_tokens <= 16384)]
         parts, lat = [], []
         for experts, model_name in ((128, "gpt-oss-120b"), (32, "gpt-oss-20b")):

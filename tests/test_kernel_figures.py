@@ -25,6 +25,16 @@ TOY = HardwareSpec(name="toy", description="toy", peak_flops={"bf16": 1e15, "fp8
 ONE = SimpleNamespace(tp=1, dp=1)
 
 
+def _benchmark(name: str):
+    """A script module of benchmarks/ (kernel_fit, crossval), imported from the checkout."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    return importlib.import_module(name)
+
+
 def test_decode_attention_kernel_fixed_and_per_sequence_cost():
     # 256 sequences x 8 KV heads, 1e8 KV bytes read at 0.5 of 1 TB/s = 200 us; memory-bound
     cost = LayerCost(flops=1e6, matmul_flops=1e6, attention_flops=1e6, kv_read_bytes=1e8, kernels=1,
@@ -202,12 +212,9 @@ def test_allreduce_table_sizes_are_elements_of_their_dtype():
     # aiconfigurator-core's all-reduce collector reduces a tensor of message_size elements:
     # 2**20 bf16 elements over 8 GPUs move 2 MiB, the same time Mantile gives a 2 MiB payload
     pandas = pytest.importorskip("pandas")
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import kernel_fit
     from mantile_core.timing import allreduce_seconds
+
+    kernel_fit = _benchmark("kernel_fit")
 
     df = pandas.DataFrame({"num_gpus": [8, 8], "message_size": [2**20, 2**20], "allreduce_dtype": ["bfloat16", "float32"]})
     got = kernel_fit.allreduce_predict(df, TOY)
@@ -253,23 +260,13 @@ def test_a_calibrated_schedule_lag_replaces_the_engine_profiles():
     assert more.serving.ttft_s - base.serving.ttft_s == pytest.approx(base.serving.tpot_s, rel=1e-4)
 
 
-def _kernel_fit():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import kernel_fit
-
-    return kernel_fit
-
-
 def test_a_table_shape_is_costed_as_that_shape_under_balanced_routing():
     # aiconfigurator times Hopper's Marlin MoE only at hidden 3584, expert width 3072, 896
     # experts, top-16; the fit costs those rows with GPT-OSS's MoE at that shape. Balanced
     # routing: 1 token touches its 16 experts, 64 tokens (1024 assignments) touch all 896
     for plugin in ("mantile_gpt_oss_attention", "mantile_rope_yarn", "mantile_swa_cache"):  # GPT-OSS's layers
         pytest.importorskip(plugin)
-    kernel_fit = _kernel_fit()
+    kernel_fit = _benchmark("kernel_fit")
     model = kernel_fit.shaped_moe_model(3584, 3072, 896, 16)
     layer = next(layer for layer, _ in model.unique_layers if layer.kind == "moe")
     assert (layer.hidden, layer.experts, layer.top_k) == (3584, 896, 16)
@@ -289,7 +286,7 @@ def test_a_table_shape_is_costed_as_that_shape_under_balanced_routing():
 def test_kernel_fit_starts_from_the_datasheet_not_from_its_previous_output():
     # kernels.toml is kernel_fit's own output: a figure no stage of a fit sets (TensorRT-LLM's
     # H100 MoE table has too few TP sizes for expert_half_width) must not come from the last run
-    kernel_fit = _kernel_fit()
+    kernel_fit = _benchmark("kernel_fit")
     from mantile_core.hardware import REFERENCE_ENGINE
 
     h100 = mantile_core.get_hardware("h100")
@@ -306,12 +303,7 @@ def test_kernel_fit_starts_from_the_datasheet_not_from_its_previous_output():
 def test_cross_validation_pools_every_gpus_held_out_rows():
     # a MAPE is a mean over rows: 10 rows at 2 % and 30 at 6 % are 40 rows at 5 %; a GPU
     # without held-out rows (or without predictions) does not count
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import crossval
-
+    crossval = _benchmark("crossval")
     nan = float("nan")
     errs = {"h100": {"tpot_ms": 2.0, "ttft_ms": 10.0, "throughput_tok_s_per_gpu": 1.0, "rows": 10},
             "h200": {"tpot_ms": 6.0, "ttft_ms": 2.0, "throughput_tok_s_per_gpu": 5.0, "rows": 30},
